@@ -1,0 +1,251 @@
+"""The ``artent`` command line: parses options, calls the layers beneath, prints. No maths here.
+
+A user mistake (a missing file, a bad option, a tensor that is not there) ends with one line on
+stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="artent: artificial entanglement of fine-tuned language models.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for: reported in one line, exit code 2."""
+
+
+@app.command()
+def profile(
+    path: Annotated[Path, typer.Argument(help="a .safetensors file")],
+    tensor: Annotated[
+        list[str] | None, typer.Option("--tensor", "-t", help="tensor name(s); default: all 2-D")
+    ] = None,
+    renyi: Annotated[float, typer.Option(help="Renyi index (1 = von Neumann)")] = 1.0,
+    base: Annotated[str, typer.Option(help="'e' (nats) or '2' (bits)")] = "e",
+    order: Annotated[str, typer.Option(help="sequential | interleaved")] = "sequential",
+    out: Annotated[Path | None, typer.Option(help="write the profiles to this .parquet")] = None,
+) -> None:
+    """Entanglement profile of 2-D tensors in a safetensors file."""
+    import pandas as pd
+    from safetensors import SafetensorError, safe_open
+
+    from artent.entanglement import entanglement_profile
+    from artent.io import write_parquet
+
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    base_arg: str | int = 2 if base == "2" else base
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            names = list(f.keys())
+            wanted = tensor or [n for n in names if len(f.get_slice(n).get_shape()) == 2]
+            missing = [n for n in wanted if n not in names]
+            if missing:
+                raise UserError(f"{path}: no tensor named {missing[0]!r}")
+            if not wanted:
+                raise UserError(f"{path}: holds no 2-D tensor")
+            rows = []
+            for name in wanted:
+                try:
+                    prof = entanglement_profile(
+                        f.get_tensor(name), renyi=renyi, base=base_arg, order=order
+                    )
+                except ValueError as e:
+                    raise UserError(f"{path}: tensor {name!r}: {e}") from None
+                rows += [dict(tensor=name, bond=l, entropy=s) for l, s in enumerate(prof, 1)]
+    except SafetensorError as e:
+        raise UserError(f"{path}: not a readable safetensors file ({e})") from None
+    frame = pd.DataFrame(rows)
+    table = Table("tensor", "bonds", "max S", "profile")
+    for name, g in frame.groupby("tensor", sort=False):
+        table.add_row(
+            name, str(len(g)), f"{g.entropy.max():.4f}", " ".join(f"{s:.2f}" for s in g.entropy)
+        )
+    console.print(table)
+    if out is not None:
+        write_parquet(out, frame)
+        console.print(f"wrote {out}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="run folder")] = Path("runs/demo"),
+    seed: Annotated[int, typer.Option(help="seed of every random draw")] = 0,
+    size: Annotated[int, typer.Option(help="rows = cols of the random updates")] = 1024,
+) -> None:
+    """The random-matrix study: exact profiles of random LoRA / full-rank updates and attention."""
+    from artent.analysis.baselines import (
+        BaselineStudyConfig,
+        plot_baseline_study,
+        run_baseline_study,
+    )
+    from artent.io import write_parquet, write_run_record
+
+    try:
+        cfg = BaselineStudyConfig(rows=size, cols=size, seed=seed)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    with console.status("profiling random updates and attention..."):
+        result = run_baseline_study(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("profiles", "summary", "attention"):
+        write_parquet(out / f"{name}.parquet", result[name])
+    plot_baseline_study(result, out / "profiles.png")
+    write_run_record(out, "demo", result["config"])
+    table = Table(
+        "update",
+        "S at cut",
+        "ln r",
+        "<= ln r",
+        "valley depth",
+        "S_cut / Page",
+        "slope/site",
+        "max |S - RMT|",
+        title=f"{size} x {size} updates, nats",
+    )
+    for r in result["summary"].itertuples():
+        table.add_row(
+            r.kind,
+            f"{r.center_entropy:.3f}",
+            "-" if r.ln_rank is None or r.ln_rank != r.ln_rank else f"{r.ln_rank:.3f}",
+            "-" if r.within_bound is None else str(r.within_bound),
+            f"{r.valley_depth:.3f}",
+            f"{r.valley_ratio:.3f}",
+            f"{r.volume_slope:.3f}",
+            f"{r.max_abs_error_vs_prediction:.3f}",
+        )
+    console.print(table)
+    att = result["attention"].groupby("beta").c.first()
+    console.print(
+        f"random attention, T={cfg.attention_T}: fitted c = "
+        + ", ".join(f"{c:.3f} (beta={b:g})" for b, c in att.items())
+    )
+    console.print(f"results in {out}/ (profiles.parquet, summary.parquet, profiles.png, run.json)")
+
+
+Opt = typer.Option
+
+
+@app.command()
+def train(
+    method: Annotated[str | None, Opt(help="fft | lora | mps")] = None,
+    model: Annotated[str | None, Opt(help="'tiny', a local folder, or a hub name")] = None,
+    data: Annotated[
+        str | None, Opt(help="synthetic-tulu | synthetic-openthoughts | file/folder | hub name")
+    ] = None,
+    out: Annotated[str | None, Opt(help="run folder")] = None,
+    config: Annotated[Path | None, Opt(help="JSON or YAML file of the same options")] = None,
+    rank: Annotated[int | None, Opt(help="LoRA / MPS rank r")] = None,
+    alpha: Annotated[float | None, Opt(help="LoRA / MPS alpha (scale alpha / r)")] = None,
+    chi: Annotated[int | None, Opt(help="MPS bond dimension")] = None,
+    n1: Annotated[int | None, Opt(help="MPS input split n = n1 * n2")] = None,
+    dropout: Annotated[float | None, Opt(help="adapter dropout")] = None,
+    rslora: Annotated[
+        bool | None, Opt("--rslora/--no-rslora", help="rank-stabilised scale")
+    ] = None,
+    lr: Annotated[float | None, Opt(help="peak learning rate")] = None,
+    warmup_steps: Annotated[int | None, Opt(help="linear warm-up steps")] = None,
+    schedule: Annotated[str | None, Opt(help="constant | cosine (after warm-up)")] = None,
+    steps: Annotated[int | None, Opt(help="optimiser steps")] = None,
+    batch_size: Annotated[int | None, Opt(help="sequences per step")] = None,
+    seq_len: Annotated[int | None, Opt(help="tokens per sequence")] = None,
+    packing: Annotated[bool | None, Opt("--packing/--padding", help="pack or pad")] = None,
+    seed: Annotated[int | None, Opt(help="seed")] = None,
+    targets: Annotated[str | None, Opt(help="modules to adapt, e.g. q_proj,v_proj")] = None,
+    save_steps: Annotated[str | None, Opt(help="checkpoint steps, e.g. 0,25,50")] = None,
+    eval_every: Annotated[int | None, Opt(help="held-out evaluation period")] = None,
+    limit: Annotated[int | None, Opt(help="read at most this many conversations")] = None,
+    allow_remote_code: Annotated[
+        bool, Opt("--allow-remote-code", help="let transformers run the model's own code")
+    ] = False,
+    force: Annotated[bool, Opt("--force", help="redo a finished run")] = False,
+) -> None:
+    """Fine-tune by FFT, LoRA or MPS adaptation; checkpoints, losses, config in the run folder."""
+    from artent.data.formats import DataError
+    from artent.training.config import make_config
+    from artent.training.loop import RunFinished
+    from artent.training.loop import train as run_training
+
+    opts = dict(
+        method=method,
+        model=model,
+        data=data,
+        out=out,
+        rank=rank,
+        alpha=alpha,
+        chi=chi,
+        n1=n1,
+        dropout=dropout,
+        rslora=rslora,
+        lr=lr,
+        warmup_steps=warmup_steps,
+        schedule=schedule,
+        steps=steps,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        packing=packing,
+        seed=seed,
+        targets=targets,
+        save_steps=save_steps,
+        eval_every=eval_every,
+        limit=limit,
+        allow_remote_code=allow_remote_code or None,
+    )
+    try:
+        cfg = make_config(config, **opts)
+        folder = run_training(cfg, force=force)
+    except RunFinished as e:
+        console.print(f"{e} holds this run, finished; nothing to do (--force redoes it)")
+        return
+    except (ValueError, DataError) as e:
+        raise UserError(str(e)) from None
+    console.print(f"run folder: {folder}")
+
+
+@app.command()
+def pretrain(
+    cache: Annotated[
+        Path | None, Opt(help="cache root (default $ARTENT_CACHE or ~/.cache/artent)")
+    ] = None,
+) -> None:
+    """Pretrain the offline tiny LLaMA and its tokenizer (once; cached)."""
+    from artent.models.tiny import ensure_tiny_model
+
+    console.print(f"tiny model: {ensure_tiny_model(cache)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``artent`` console script; returns the exit code."""
+    import click
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as e:
+        err_console.print(f"[red]error:[/red] {e}", highlight=False)
+        return 2
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    except click.exceptions.ClickException as e:
+        err_console.print(f"[red]error:[/red] {e.format_message()}", highlight=False)
+        return 2
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Run folders: atomic writes and the provenance every result carries.
+
+Every writer here writes to a temporary name beside the target and renames it into place, so an
+interrupted or failed run never leaves a half-written result file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("artent", "numpy", "scipy", "torch", "transformers", "peft", "safetensors", "pandas")
+
+
+def versions() -> dict[str, str]:
+    """Python, platform and the versions of the packages a result depends on."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside ``path``; renamed onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    return Path(path)
+
+
+def write_parquet(path: str | os.PathLike, frame) -> Path:
+    """Write a pandas DataFrame to Parquet, atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return Path(path)
+
+
+def write_run_record(out_dir: str | os.PathLike, command: str, config: dict[str, Any]) -> Path:
+    """Record the exact config and versions that made a run folder (``run.json``)."""
+    return write_json(
+        Path(out_dir) / "run.json",
+        {"command": command, "argv": sys.argv, "config": config, "versions": versions()},
+    )

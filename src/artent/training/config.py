@@ -1,0 +1,166 @@
+"""Options of a fine-tuning run, validated once, recorded verbatim in the run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+METHODS = ("fft", "lora", "mps")
+SCHEDULES = ("constant", "cosine")
+# Options that may change between an interrupted run and its resumption.
+RESUMABLE_FIELDS = {"out", "progress", "force"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a fine-tuning run.
+
+    Args:
+        method: ``"fft"`` (every weight), ``"lora"`` (through peft) or ``"mps"`` (MPS adaptation).
+        model: ``"tiny"`` (the offline default, pretrained and cached by artent), a local folder,
+            or a hub name (only used where the user passes one and a hub is reachable).
+        data: ``"synthetic-tulu"``, ``"synthetic-openthoughts"``, a local JSONL/Parquet file or
+            folder in either format, or a hub dataset name.
+        out: the run folder.
+        rank: LoRA / MPS rank ``r``.
+        alpha: LoRA / MPS scaling numerator (update scale ``alpha / r``, or ``alpha / sqrt(r)``
+            with ``rslora``). Fixed by default so the learning rate needs no retuning with rank.
+        dropout: adapter dropout.
+        chi: MPS bond dimension between the two input cores.
+        n1: MPS input split ``n = n1 * n2`` (``None``: the most balanced factorisation).
+        rslora: rank-stabilised scaling for LoRA and MPS.
+        targets: module names to adapt (suffix match, as peft does); FFT trains every weight.
+        lr: peak learning rate (constant after warm-up by default).
+        warmup_steps: linear warm-up length.
+        schedule: ``"constant"`` or ``"cosine"`` after warm-up.
+        weight_decay: AdamW weight decay.
+        grad_clip: gradient-norm clip (``0`` disables).
+        steps: optimiser steps.
+        batch_size: sequences per step.
+        seq_len: tokens per sequence (padded or packed).
+        packing: pack conversations into full blocks instead of padding each.
+        seed: seeds the data split, the batch order, the adapter initialisation and dropout.
+        save_steps: steps at which to checkpoint (``0`` saves the untrained start).
+        eval_every: held-out evaluation period in steps (and at every save step and the end).
+        eval_batches: held-out batches per evaluation (``0``: the whole held-out split).
+        heldout_fraction: share of conversations kept out of training.
+        limit: read at most this many conversations (``None``: all).
+        n_synthetic: conversations generated for the synthetic data sets.
+        allow_remote_code: pass ``trust_remote_code`` to transformers (never by default).
+        progress: show the progress bar.
+    """
+
+    method: str = "lora"
+    model: str = "tiny"
+    data: str = "synthetic-tulu"
+    out: str = "runs/train"
+    rank: int = 8
+    alpha: float = 32.0
+    dropout: float = 0.0
+    chi: int = 4
+    n1: int | None = None
+    rslora: bool = False
+    targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    lr: float = 1e-3
+    warmup_steps: int = 10
+    schedule: str = "constant"
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    steps: int = 100
+    batch_size: int = 8
+    seq_len: int = 128
+    packing: bool = False
+    seed: int = 0
+    save_steps: list[int] = field(default_factory=lambda: [0, 25, 50, 100])
+    eval_every: int = 25
+    eval_batches: int = 8
+    heldout_fraction: float = 0.1
+    limit: int | None = None
+    n_synthetic: int = 2000
+    allow_remote_code: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.targets, str):
+            self.targets = [t.strip() for t in self.targets.split(",") if t.strip()]
+        if isinstance(self.save_steps, str):
+            self.save_steps = _int_list(self.save_steps, "save_steps")
+        if self.method not in METHODS:
+            raise ValueError(
+                f"option method must be one of {', '.join(METHODS)}, not {self.method!r}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"option schedule must be one of {SCHEDULES}, not {self.schedule!r}")
+        for name in ("rank", "chi", "steps", "batch_size", "seq_len", "n_synthetic"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"option {name} must be a positive integer, got {value!r}")
+        for name in ("warmup_steps", "eval_every", "eval_batches"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"option {name} must be an integer >= 0, got {value!r}")
+        if self.n1 is not None and (not isinstance(self.n1, int) or self.n1 < 1):
+            raise ValueError(f"option n1 must be a positive integer, got {self.n1!r}")
+        if not self.lr > 0:
+            raise ValueError(f"option lr must be positive, got {self.lr!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"option dropout must be in [0, 1), got {self.dropout!r}")
+        if not 0 < self.heldout_fraction < 1:
+            raise ValueError(
+                f"option heldout_fraction must be in (0, 1), got {self.heldout_fraction}"
+            )
+        if self.method != "fft" and not self.targets:
+            raise ValueError("option targets is empty: name at least one module (e.g. q_proj)")
+        bad = [s for s in self.save_steps if not 0 <= s <= self.steps]
+        if bad:
+            raise ValueError(f"option save_steps has {bad[0]}, outside 0..steps={self.steps}")
+        self.save_steps = sorted(set(self.save_steps))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The options that define the run (those a resumption must not change)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RESUMABLE_FIELDS}
+
+
+def _int_list(text: str, name: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"option {name} must be comma-separated integers, got {text!r}") from None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read options from a JSON or YAML file (keys are TrainConfig fields, dashes allowed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {path}: no such file")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as e:  # noqa: BLE001 - any parse error is the file's fault
+        raise ValueError(f"config file {path}: cannot parse ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path}: expected a mapping of options at the top level")
+    data = {k.replace("-", "_"): v for k, v in data.items()}
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"config file {path}: unknown option {unknown[0]!r}")
+    return data
+
+
+def make_config(file: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """Options from ``file`` (if any), then ``overrides`` that are not ``None``."""
+    data = load_config_file(file) if file else {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**data)

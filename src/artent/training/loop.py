@@ -1,0 +1,256 @@
+"""One fine-tuning run, top to bottom: options in, a run folder out.
+
+Run folder layout::
+
+    OUT/run.json                     resolved config and versions
+    OUT/tokenizer/                   the tokenizer the run used
+    OUT/losses.parquet               step, split (train | heldout), loss, lr
+    OUT/checkpoints/step-000025/     full weights (FFT) or the adapter (LoRA, MPS), safetensors
+    OUT/checkpoints/step-000025/trainer_state.pt   optimiser + RNG state (latest checkpoint only)
+    OUT/DONE                         written last: a finished run is not redone unless forced
+
+Everything the loop needs is validated before the folder is created, so bad input leaves nothing
+behind; every file is written atomically, so an interrupted run resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from artent.io import atomic_path, versions, write_json, write_parquet
+from artent.training.config import TrainConfig
+from artent.training.methods import (
+    attach_method,
+    load_base,
+    load_checkpoint_weights,
+    save_checkpoint_weights,
+)
+
+SYNTHETIC = ("synthetic-tulu", "synthetic-openthoughts")
+
+
+class RunFinished(Exception):
+    """The run folder already holds a finished run with the same config."""
+
+
+def resolve_data(cfg: TrainConfig) -> str:
+    """A local path for the data: synthetic sets are generated (seeded) into the cache once."""
+    if cfg.data not in SYNTHETIC:
+        return cfg.data
+    from artent.data.generators import synthetic_openthoughts, synthetic_tulu, write_dataset
+    from artent.models.tiny import _cache_root
+
+    path = _cache_root(None) / "data" / f"{cfg.data}-n{cfg.n_synthetic}-seed0.jsonl"
+    if not path.is_file():
+        make = synthetic_tulu if cfg.data == "synthetic-tulu" else synthetic_openthoughts
+        write_dataset(make(cfg.n_synthetic, seed=0), path)
+    return str(path)
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> np.ndarray:
+    """Rows of batch ``step``: epoch ``e`` is a seeded permutation, so any step is recomputable."""
+    per_epoch = max(n // batch_size, 1)
+    epoch, k = divmod(step, per_epoch)
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    return perm[k * batch_size : (k + 1) * batch_size]
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then constant (default) or cosine decay to zero."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    progress = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def heldout_loss(model, data, cfg: TrainConfig) -> float:
+    """Mean token loss on the held-out split (first ``eval_batches`` batches; 0 = all)."""
+    import torch
+
+    model.eval()
+    n = len(data.input_ids)
+    stop = n if cfg.eval_batches == 0 else min(n, cfg.eval_batches * cfg.batch_size)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, stop, cfg.batch_size):
+            sl = slice(start, min(start + cfg.batch_size, stop))
+            labels = data.labels[sl]
+            tokens = int((labels[:, 1:] != -100).sum())
+            out = model(
+                input_ids=data.input_ids[sl], attention_mask=data.attention_mask[sl], labels=labels
+            )
+            total += float(out.loss) * tokens
+            count += tokens
+    model.train()
+    return total / max(count, 1)
+
+
+def prepare(cfg: TrainConfig):
+    """Load and validate everything (data, model, method) before anything is written."""
+    from artent.data.chat import build_dataset
+    from artent.data.formats import load_conversations
+
+    convs = load_conversations(
+        resolve_data(cfg), heldout_fraction=cfg.heldout_fraction, seed=cfg.seed, limit=cfg.limit
+    )
+    model, tokenizer = load_base(cfg.model, allow_remote_code=cfg.allow_remote_code)
+    pad = tokenizer.pad_token_id
+    train = build_dataset(
+        convs.train, tokenizer, seq_len=cfg.seq_len, packing=cfg.packing, pad_id=pad
+    )
+    held = build_dataset(
+        convs.heldout, tokenizer, seq_len=cfg.seq_len, packing=cfg.packing, pad_id=pad
+    )
+    if len(train.input_ids) < cfg.batch_size:
+        raise ValueError(
+            f"data {cfg.data}: {len(train.input_ids)} training sequences, fewer than "
+            f"batch_size={cfg.batch_size}"
+        )
+    model = attach_method(model, cfg)
+    return model, tokenizer, train, held
+
+
+def _check_folder(out: Path, cfg: TrainConfig, force: bool) -> None:
+    record = out / "run.json"
+    if not record.is_file():
+        if out.exists() and any(out.iterdir()):
+            raise ValueError(f"--out {out}: folder exists and is not an artent run folder")
+        return
+    old = json.loads(record.read_text()).get("config", {})
+    old_fp = {k: v for k, v in old.items() if k in cfg.fingerprint()}
+    if old_fp != cfg.fingerprint():
+        diff = next(k for k in cfg.fingerprint() if old_fp.get(k) != cfg.fingerprint()[k])
+        raise ValueError(
+            f"--out {out}: holds a run with a different config ({diff}: {old_fp.get(diff)!r} "
+            f"there, {cfg.fingerprint()[diff]!r} now); use another folder"
+        )
+    if (out / "DONE").is_file():
+        if not force:
+            raise RunFinished(str(out))
+        shutil.rmtree(out)
+
+
+def _latest_checkpoint(out: Path) -> Path | None:
+    states = sorted((out / "checkpoints").glob("step-*/trainer_state.pt"))
+    return states[-1].parent if states else None
+
+
+def train(cfg: TrainConfig, *, force: bool = False) -> Path:
+    """Fine-tune as ``cfg`` says; return the run folder. Resumes an interrupted run.
+
+    Raises:
+        ValueError: bad data, model, targets or options (nothing is written).
+        RunFinished: the folder holds this run, finished (pass ``force`` to redo it).
+    """
+    import pandas as pd
+    import torch
+    from tqdm.auto import tqdm
+
+    out = Path(cfg.out)
+    _check_folder(out, cfg, force)
+    model, tokenizer, train_data, held_data = prepare(cfg)
+
+    torch.manual_seed(cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    log: list[dict] = []
+    start = 0
+    resume_from = _latest_checkpoint(out)
+    if resume_from is not None:
+        load_checkpoint_weights(model, cfg, resume_from)
+        state = torch.load(resume_from / "trainer_state.pt", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        start = state["step"]
+        log = [
+            r
+            for r in pd.read_parquet(out / "losses.parquet").to_dict("records")
+            if r["step"] <= start
+        ]
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(
+            out / "run.json",
+            {"command": "train", "config": cfg.to_dict(), "versions": versions(), "resumed_at": []},
+        )
+        tokenizer.save_pretrained(out / "tokenizer")
+    if resume_from is not None:
+        record = json.loads((out / "run.json").read_text())
+        record["resumed_at"].append(start)
+        write_json(out / "run.json", record)
+
+    def evaluate_and_save(step: int) -> None:
+        if (
+            step in cfg.save_steps
+            or step == cfg.steps
+            or (cfg.eval_every and step % cfg.eval_every == 0)
+        ):
+            log.append(
+                dict(
+                    step=step,
+                    split="heldout",
+                    loss=heldout_loss(model, held_data, cfg),
+                    lr=lr_at(cfg, max(step - 1, 0)),
+                )
+            )
+        if step in cfg.save_steps or step == cfg.steps:
+            folder = out / "checkpoints" / f"step-{step:06d}"
+            tmp = folder.with_name(folder.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            save_checkpoint_weights(model, cfg, tmp)
+            torch.save(
+                {
+                    "optimizer": optimizer.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "step": step,
+                },
+                tmp / "trainer_state.pt",
+            )
+            shutil.rmtree(folder, ignore_errors=True)
+            tmp.rename(folder)
+            for older in (out / "checkpoints").glob("step-*/trainer_state.pt"):
+                if older.parent != folder:
+                    older.unlink()  # only the latest checkpoint needs to resume from
+            write_parquet(out / "losses.parquet", pd.DataFrame(log))
+
+    model.train()
+    if start == 0:
+        evaluate_and_save(0)
+    bar = tqdm(
+        range(start, cfg.steps),
+        initial=start,
+        total=cfg.steps,
+        disable=not cfg.progress,
+        desc=f"{cfg.method} {Path(cfg.out).name}",
+        dynamic_ncols=True,
+    )
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(cfg, step)
+        rows = torch.from_numpy(
+            batch_indices(len(train_data.input_ids), cfg.batch_size, step, cfg.seed)
+        )
+        loss = model(
+            input_ids=train_data.input_ids[rows],
+            attention_mask=train_data.attention_mask[rows],
+            labels=train_data.labels[rows],
+        ).loss
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        log.append(dict(step=step + 1, split="train", loss=loss.item(), lr=lr_at(cfg, step)))
+        bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
+        evaluate_and_save(step + 1)
+    with atomic_path(out / "DONE") as tmp:
+        tmp.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+    return out

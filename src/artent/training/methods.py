@@ -1,0 +1,123 @@
+"""Loading the model to fine-tune and attaching a method to it: FFT, LoRA (peft) or MPS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from artent.training.config import TrainConfig
+
+
+def load_base(name: str, *, allow_remote_code: bool = False):
+    """The causal LM and tokenizer behind ``name`` (``"tiny"``, a local folder or a hub name).
+
+    Local folders are read with safetensors only; remote code runs only with ``allow_remote_code``.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from artent.models.tiny import ensure_tiny_model, load_tiny
+
+    if name == "tiny":
+        return load_tiny(ensure_tiny_model())
+    local = Path(name).expanduser()
+    if local.exists() and not (local / "config.json").is_file():
+        raise ValueError(f"model {name}: folder has no config.json (not a transformers model)")
+    kwargs: dict[str, Any] = dict(trust_remote_code=allow_remote_code, dtype=torch.float32)
+    if local.exists():
+        kwargs.update(local_files_only=True, use_safetensors=True)
+        name = str(local)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            name, **{k: v for k, v in kwargs.items() if k != "dtype"}
+        )
+        model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+    except OSError as e:
+        raise ValueError(f"model {name}: cannot load ({str(e).splitlines()[0]})") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def check_targets(model, targets: list[str]) -> dict[str, list[str]]:
+    """Map each target name to the Linear modules it matches (suffix match, as peft does).
+
+    Raises:
+        ValueError: naming the first target that matches no ``nn.Linear`` module.
+    """
+    import torch.nn as nn
+
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    found = {t: [n for n in linears if n == t or n.endswith("." + t)] for t in targets}
+    for t, names in found.items():
+        if not names:
+            sample = sorted({n.rsplit(".", 1)[-1] for n in linears})
+            raise ValueError(
+                f"option targets: no linear module named {t!r} in the model "
+                f"(it has: {', '.join(sample)})"
+            )
+    return found
+
+
+def attach_method(model, cfg: TrainConfig):
+    """Make ``model`` trainable by ``cfg.method``; return the model to train.
+
+    FFT trains every parameter. LoRA and MPS wrap the target modules through peft, freeze the rest,
+    and start from ``Delta W = 0`` (``B = 0``).
+    """
+    import torch
+
+    check_targets(model, cfg.targets)
+    torch.manual_seed(cfg.seed)  # adapter initialisation is part of the run's determinism
+    if cfg.method == "fft":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    if cfg.method == "lora":
+        peft_cfg = LoraConfig(
+            r=cfg.rank,
+            lora_alpha=cfg.alpha,
+            lora_dropout=cfg.dropout,
+            target_modules=list(cfg.targets),
+            use_rslora=cfg.rslora,
+            task_type="CAUSAL_LM",
+        )
+    else:
+        from artent.adapters.mps import MPSConfig
+
+        peft_cfg = MPSConfig(
+            r=cfg.rank,
+            chi=cfg.chi,
+            alpha=cfg.alpha,
+            dropout=cfg.dropout,
+            n_1=cfg.n1,
+            target_modules=list(cfg.targets),
+            use_rslora=cfg.rslora,
+            task_type="CAUSAL_LM",
+        )
+    return get_peft_model(model, peft_cfg)
+
+
+def save_checkpoint_weights(model, cfg: TrainConfig, folder: Path) -> None:
+    """Full weights (safetensors) for FFT, the adapter for LoRA and MPS."""
+    model.save_pretrained(folder, safe_serialization=True)
+
+
+def load_checkpoint_weights(model, cfg: TrainConfig, folder: Path) -> None:
+    """Load what :func:`save_checkpoint_weights` wrote into an already prepared ``model``."""
+    from safetensors.torch import load_file
+
+    if cfg.method == "fft":
+        files = sorted(folder.glob("*.safetensors"))
+        state: dict = {}
+        for f in files:
+            state.update(load_file(f))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or [k for k in missing if "rotary" not in k and "lm_head" not in k]:
+            raise ValueError(f"checkpoint {folder} does not match the model")
+        return
+    from peft.utils import set_peft_model_state_dict
+
+    set_peft_model_state_dict(model, load_file(folder / "adapter_model.safetensors"))

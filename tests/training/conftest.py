@@ -1,0 +1,36 @@
+"""A small pretrained tiny LLaMA and synthetic data, made once per test session (no hub)."""
+
+from __future__ import annotations
+
+import pytest
+
+SMALL_TINY = dict(
+    steps=60,
+    n_documents=1200,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=128,
+    vocab_size=512,
+    batch_size=8,
+    seq_len=128,
+)
+
+
+@pytest.fixture(scope="session")
+def artent_cache(tmp_path_factory):
+    """Point artent's cache at a fresh folder for the whole session."""
+    mp = pytest.MonkeyPatch()
+    path = tmp_path_factory.mktemp("artent-cache")
+    mp.setenv("ARTENT_CACHE", str(path))
+    yield path
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def small_tiny(artent_cache, tmp_path_factory):
+    """Path of a small tiny LLaMA pretrained by artent (about ten seconds on 2 cores)."""
+    from artent.models.tiny import pretrain_tiny
+
+    return pretrain_tiny(tmp_path_factory.mktemp("tiny") / "model", progress=False, **SMALL_TINY)
