@@ -19,8 +19,9 @@ app = typer.Typer(
     no_args_is_help=True,
     help="artent: artificial entanglement of fine-tuned language models.",
 )
-console = Console()
-err_console = Console(stderr=True)
+# Rich falls back to 80 columns off a terminal; tables of profiles need more.
+console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 class UserError(Exception):
