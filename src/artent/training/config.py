@@ -43,7 +43,8 @@ class TrainConfig:
         seq_len: tokens per sequence (padded or packed).
         packing: pack conversations into full blocks instead of padding each.
         seed: seeds the data split, the batch order, the adapter initialisation and dropout.
-        save_steps: steps at which to checkpoint (``0`` saves the untrained start).
+        save_steps: steps at which to checkpoint (``0`` saves the untrained start); ``None``
+            (default): 0, a quarter, a half, three quarters and all of ``steps``.
         eval_every: held-out evaluation period in steps (and at every save step and the end).
         eval_batches: held-out batches per evaluation (``0``: the whole held-out split).
         heldout_fraction: share of conversations kept out of training.
@@ -74,7 +75,7 @@ class TrainConfig:
     seq_len: int = 128
     packing: bool = False
     seed: int = 0
-    save_steps: list[int] = field(default_factory=lambda: [0, 25, 50, 100])
+    save_steps: list[int] | None = None
     eval_every: int = 25
     eval_batches: int = 8
     heldout_fraction: float = 0.1
@@ -86,6 +87,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.targets, str):
             self.targets = [t.strip() for t in self.targets.split(",") if t.strip()]
+        if self.save_steps is None:
+            self.save_steps = [0, self.steps // 4, self.steps // 2, 3 * self.steps // 4, self.steps]
         if isinstance(self.save_steps, str):
             self.save_steps = _int_list(self.save_steps, "save_steps")
         if self.method not in METHODS:

@@ -15,8 +15,11 @@ def load_base(name: str, *, allow_remote_code: bool = False):
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     from artent.models.tiny import ensure_tiny_model, load_tiny
+
+    hf_logging.disable_progress_bar()  # artent shows its own progress; keep stderr for errors
 
     if name == "tiny":
         return load_tiny(ensure_tiny_model())
