@@ -228,6 +228,105 @@ def pretrain(
     console.print(f"tiny model: {ensure_tiny_model(cache)}")
 
 
+def _layers(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        out: list[int] = []
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+        return out
+    except ValueError:
+        raise UserError(f"--layers must look like 0,1,5-7, got {text!r}") from None
+
+
+@app.command()
+def internal(
+    out: Annotated[Path, Opt(help="output folder")],
+    base: Annotated[str | None, Opt(help="base checkpoint (folder or .safetensors)")] = None,
+    tuned: Annotated[str | None, Opt(help="fine-tuned checkpoint (with --base)")] = None,
+    adapter: Annotated[
+        list[str] | None, Opt(help="PEFT adapter folder(s); --base optional (DoRA needs it)")
+    ] = None,
+    run: Annotated[
+        list[str] | None, Opt(help="artent training run folder(s): every checkpoint")
+    ] = None,
+    modules: Annotated[str, Opt(help="modules to analyse")] = "q_proj,v_proj",
+    layers: Annotated[str | None, Opt(help="layers to keep, e.g. 0,1,5-7")] = None,
+    order: Annotated[str, Opt(help="sequential | interleaved")] = "sequential",
+    k: Annotated[int, Opt(help="valley half-width in bonds")] = 2,
+    device: Annotated[str | None, Opt(help="torch device for the profiles (e.g. cuda)")] = None,
+    allow_pickle: Annotated[bool, Opt("--allow-pickle", help="read pickle checkpoints")] = False,
+) -> None:
+    """Entanglement profiles of weight updates: tuned - base, PEFT adapters, or training runs."""
+    from artent.analysis.internal import (
+        InternalConfig,
+        Source,
+        plot_internal,
+        run_internal,
+        sources_from_run,
+    )
+    from artent.io import write_parquet, write_run_record
+
+    try:
+        cfg = InternalConfig(
+            modules=modules,
+            layers=_layers(layers),
+            k=k,
+            order=order,
+            device=device,
+            allow_pickle=allow_pickle,
+        )
+        sources: list[Source] = []
+        if tuned:
+            if not base:
+                raise UserError("--tuned needs --base (the checkpoint it was tuned from)")
+            sources.append(Source(Path(tuned).name, None, "pair", tuned, base))
+        for a in adapter or []:
+            sources.append(Source(Path(a).name, None, "adapter", a, base))
+        for r in run or []:
+            sources += sources_from_run(r)
+        if not sources:
+            raise UserError("nothing to analyse: pass --base/--tuned, --adapter or --run")
+        profiles, summary = run_internal(sources, cfg)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    write_parquet(out / "internal.parquet", profiles)
+    write_parquet(out / "internal_summary.parquet", summary)
+    plot_internal(profiles, summary, out / "internal.png")
+    write_run_record(out, "internal", dict(cfg.__dict__, sources=[s.__dict__ for s in sources]))
+    zero = summary[summary.status == "zero update"]
+    table = Table(
+        "source",
+        "step",
+        "modules",
+        "mean S_cut",
+        "mean ln r",
+        "all <= ln r",
+        "valley depth",
+        "S_cut/Page",
+        title="internal entanglement (nats)",
+    )
+    ok = summary[summary.status == "ok"]
+    for (label, step), g in ok.groupby(["label", ok.step.fillna(-1)], sort=False):
+        table.add_row(
+            label,
+            "-" if step < 0 else str(int(step)),
+            str(len(g)),
+            f"{g.center_entropy.mean():.3f}",
+            f"{g.ln_rank.mean():.3f}",
+            str(bool(g.within_bound.all())),
+            f"{g.valley_depth.mean():.3f}",
+            f"{g.valley_ratio.mean():.3f}",
+        )
+    console.print(table)
+    if len(zero):
+        console.print(f"{len(zero)} module(s) have a zero update (reported as 'zero update')")
+    console.print(f"results in {out}/ (internal.parquet, internal_summary.parquet, internal.png)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``artent`` console script; returns the exit code."""
     import click

@@ -1,0 +1,240 @@
+"""Internal artificial entanglement: the profile of every weight update, as tidy tables.
+
+Sources of updates (METHOD.md section 3): a (base, tuned) pair of checkpoints, a PEFT adapter
+(with or without its base), or every checkpoint of an artent training run. Each update ``Delta W``
+is profiled exactly (the factored path for LoRA-like and MPS adapters) and summarised by the
+valley metrics, with its random-matrix prediction stored beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from math import log
+from pathlib import Path
+
+import numpy as np
+
+from artent.entanglement import (
+    entropies_from_spectrum,
+    fit_volume,
+    matrix_layout,
+    page_profile,
+    random_lora_profile,
+    schmidt_spectra,
+    valley,
+)
+
+STEP_DIR = re.compile(r"step-(\d+)$")
+
+
+@dataclass
+class InternalConfig:
+    """Options of the internal analysis.
+
+    Args:
+        modules: module names to analyse (``q_proj``, ``v_proj`` by default; any linear module).
+        layers: layer indices to keep (``None``: all).
+        k: half-width of the valley window around the row|column cut, in bonds.
+        order: site order, ``"sequential"`` (the cut is a bond) or ``"interleaved"``.
+        renyi: Renyi index of the reported entropies (1 = von Neumann), nats.
+        device: torch device for the profiles (``None``: numpy on the CPU).
+        allow_pickle: read pickle checkpoints (never by default).
+    """
+
+    modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    layers: list[int] | None = None
+    k: int = 2
+    order: str = "sequential"
+    renyi: float = 1.0
+    device: str | None = None
+    allow_pickle: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.modules, str):
+            self.modules = [m.strip() for m in self.modules.split(",") if m.strip()]
+        if not self.modules:
+            raise ValueError("--modules is empty: name at least one module (e.g. q_proj)")
+        if self.k < 1:
+            raise ValueError(f"valley half-width k must be >= 1, got {self.k}")
+
+
+@dataclass
+class Source:
+    """One set of updates to analyse: a label, a training step, and how to read its deltas."""
+
+    label: str
+    step: int | None
+    kind: str  # "pair" | "adapter"
+    path: str
+    base: str | None = None
+
+
+def sources_from_run(run: str | Path) -> list[Source]:
+    """Every checkpoint of an artent training run, in step order, as sources."""
+    run = Path(run)
+    record = run / "run.json"
+    if not record.is_file():
+        raise ValueError(f"--run {run}: not an artent run folder (no run.json)")
+    cfg = json.loads(record.read_text())["config"]
+    base = cfg["model"]
+    if base == "tiny":
+        from artent.models.tiny import ensure_tiny_model
+
+        base = str(ensure_tiny_model(progress=False))
+    steps = sorted(
+        (int(m.group(1)), p)
+        for p in (run / "checkpoints").glob("step-*")
+        if (m := STEP_DIR.search(p.name)) and p.is_dir()
+    )
+    if not steps:
+        raise ValueError(f"--run {run}: no checkpoints under {run / 'checkpoints'}")
+    label = run.name
+    kind = "pair" if cfg["method"] == "fft" else "adapter"
+    return [Source(label, s, kind, str(p), base) for s, p in steps]
+
+
+def iter_deltas(src: Source, cfg: InternalConfig) -> Iterator:
+    """The updates of one source (``artent.models.deltas.Delta`` objects)."""
+    from artent.models.deltas import deltas_from_adapter, deltas_from_pair
+
+    if src.kind == "pair":
+        return deltas_from_pair(
+            src.base,
+            src.path,
+            modules=cfg.modules,
+            layers=cfg.layers,
+            allow_pickle=cfg.allow_pickle,
+        )
+    return deltas_from_adapter(
+        src.path,
+        base=src.base,
+        modules=cfg.modules,
+        layers=cfg.layers,
+        allow_pickle=cfg.allow_pickle,
+    )
+
+
+def analyse_delta(delta, cfg: InternalConfig) -> tuple[list[dict], dict]:
+    """Profile one update: per-bond rows and one summary row (nats; NaN metrics if zero)."""
+    layout = matrix_layout((delta.rows, delta.cols), order=cfg.order)
+    cut = layout.cut
+    summary = dict(
+        layer=delta.layer,
+        module=delta.module,
+        name=delta.name,
+        kind=delta.kind,
+        rows=delta.rows,
+        cols=delta.cols,
+        cut=cut,
+        nominal_rank=delta.rank,
+        status="ok",
+        rank=np.nan,
+        center_entropy=np.nan,
+        ln_rank=np.nan,
+        within_bound=None,
+        valley_depth=np.nan,
+        valley_ratio=np.nan,
+        volume_slope=np.nan,
+        max_entropy=np.nan,
+    )
+    if delta.is_zero:
+        summary["status"] = "zero update"
+        return [], summary
+    spectra = schmidt_spectra(delta.update, order=cfg.order, device=cfg.device)
+    prof = np.array([entropies_from_spectrum(p, cfg.renyi) for p in spectra])
+    if delta.rank is not None and cfg.order == "sequential":
+        rmt = random_lora_profile(layout.row_dims, layout.col_dims, delta.rank)
+    else:
+        rmt = page_profile(layout.dims)
+    rows = [
+        dict(layer=delta.layer, module=delta.module, bond=l, entropy=s, rmt=b)
+        for l, (s, b) in enumerate(zip(prof, rmt, strict=True), start=1)
+    ]
+    summary["max_entropy"] = float(prof.max())
+    if cut is not None and 1 <= cut < len(prof) + 1:
+        p_cut = spectra[cut - 1]
+        rank = int((p_cut > 8 * np.finfo(float).eps * len(p_cut) * p_cut.max()).sum())
+        v = valley(prof, cut, cfg.k, rank=delta.rank or rank, dims=layout.dims)
+        window = range(cut - cfg.k, cut + cfg.k + 1)
+        slope = fit_volume(prof, exclude=window).slope if len(prof) - len(window) >= 2 else np.nan
+        summary.update(
+            rank=rank,
+            center_entropy=v.center_entropy,
+            ln_rank=log(delta.rank or rank),
+            within_bound=v.within_bound,
+            valley_depth=v.depth,
+            valley_ratio=v.ratio,
+            volume_slope=slope,
+        )
+    return rows, summary
+
+
+def run_internal(sources: Iterable[Source], cfg: InternalConfig, *, progress: bool = True):
+    """Analyse every update of every source; return ``(profiles, summary)`` DataFrames."""
+    import pandas as pd
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    sources = list(sources)
+    prof_rows, summ_rows = [], []
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[module]}"),
+        disable=not progress,
+        transient=True,
+    ) as bar:
+        for src in sources:
+            desc = src.label if src.step is None else f"{src.label} step {src.step}"
+            task = bar.add_task(desc, total=None, module="")
+            for delta in iter_deltas(src, cfg):
+                bar.update(task, advance=1, module=delta.name)
+                rows, summary = analyse_delta(delta, cfg)
+                tag = dict(label=src.label, step=src.step)
+                prof_rows += [{**tag, **r} for r in rows]
+                summ_rows.append({**tag, **summary})
+            bar.update(task, total=bar.tasks[task].completed)
+    if not summ_rows:
+        raise ValueError("no module matched: check --modules and --layers")
+    cols = ["label", "step", "layer", "module", "bond", "entropy", "rmt"]
+    return pd.DataFrame(prof_rows, columns=cols), pd.DataFrame(summ_rows)
+
+
+def plot_internal(profiles, summary, path: str | Path) -> Path | None:
+    """Mean profile per (label, step, module) over its random-matrix baseline (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from artent.io import atomic_path
+
+    if profiles.empty:
+        return None
+    modules = list(dict.fromkeys(profiles.module))
+    fig, axes = plt.subplots(1, len(modules), figsize=(5.5 * len(modules), 4.2), squeeze=False)
+    for ax, module in zip(axes[0], modules, strict=True):
+        sub = profiles[profiles.module == module]
+        sub = sub.assign(step=sub.step.fillna(-1).astype(int))
+        for (label, step), g in sub.groupby(["label", "step"], sort=False):
+            mean = g.groupby("bond")[["entropy", "rmt"]].mean()
+            name = label if step < 0 else f"{label} @{step}"
+            line = ax.plot(mean.index, mean.entropy, "o-", ms=3, label=name)[0]
+            ax.plot(mean.index, mean.rmt, "--", lw=1, color=line.get_color())
+        cut = summary[summary.module == module].cut.dropna()
+        if len(cut):
+            ax.axvline(cut.iloc[0], color="grey", lw=0.8, ls=":")
+        ax.set(
+            xlabel="bond l",
+            ylabel="S_l (nats)",
+            title=f"{module}: mean over layers (dashed: RMT baseline)",
+        )
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)
