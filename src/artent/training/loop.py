@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from artent.io import atomic_path, versions, write_json, write_parquet
+from artent.models.loading import load_base
 from artent.training.config import TrainConfig
 from artent.training.methods import (
     attach_method,
-    load_base,
     load_checkpoint_weights,
     save_checkpoint_weights,
 )

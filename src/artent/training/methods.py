@@ -1,45 +1,10 @@
-"""Loading the model to fine-tune and attaching a method to it: FFT, LoRA (peft) or MPS."""
+"""Attaching a fine-tuning method to a model: FFT, LoRA (peft) or MPS; checkpoint weights."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from artent.training.config import TrainConfig
-
-
-def load_base(name: str, *, allow_remote_code: bool = False):
-    """The causal LM and tokenizer behind ``name`` (``"tiny"``, a local folder or a hub name).
-
-    Local folders are read with safetensors only; remote code runs only with ``allow_remote_code``.
-    """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    from artent.models.tiny import ensure_tiny_model, load_tiny
-
-    hf_logging.disable_progress_bar()  # artent shows its own progress; keep stderr for errors
-
-    if name == "tiny":
-        return load_tiny(ensure_tiny_model())
-    local = Path(name).expanduser()
-    if local.exists() and not (local / "config.json").is_file():
-        raise ValueError(f"model {name}: folder has no config.json (not a transformers model)")
-    kwargs: dict[str, Any] = dict(trust_remote_code=allow_remote_code, dtype=torch.float32)
-    if local.exists():
-        kwargs.update(local_files_only=True, use_safetensors=True)
-        name = str(local)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            name, **{k: v for k, v in kwargs.items() if k != "dtype"}
-        )
-        model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
-    except OSError as e:
-        raise ValueError(f"model {name}: cannot load ({str(e).splitlines()[0]})") from None
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
 
 
 def check_targets(model, targets: list[str]) -> dict[str, list[str]]:
