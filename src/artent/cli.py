@@ -327,6 +327,184 @@ def internal(
     console.print(f"results in {out}/ (internal.parquet, internal_summary.parquet, internal.png)")
 
 
+def _read_texts(path: Path) -> list[str]:
+    """One text per non-empty line (a .txt file) or per record (.jsonl with a 'text' field)."""
+    import json
+
+    if not path.is_file():
+        raise UserError(f"--texts {path}: no such file")
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    if path.suffix == ".jsonl":
+        try:
+            lines = [json.loads(ln)["text"] for ln in lines]
+        except (ValueError, KeyError, TypeError):
+            raise UserError(
+                f"--texts {path}: every line must be JSON with a 'text' field"
+            ) from None
+    if not lines:
+        raise UserError(f"--texts {path}: no texts in the file")
+    return lines
+
+
+@app.command()
+def external(
+    out: Annotated[Path, Opt(help="output folder")],
+    texts: Annotated[
+        Path, Opt(help="texts: one per line (.txt) or {'text': ...} per line (.jsonl)")
+    ],
+    model: Annotated[str | None, Opt(help="'tiny', a model folder or a hub name")] = None,
+    adapter: Annotated[str | None, Opt(help="a PEFT adapter folder on --model")] = None,
+    run: Annotated[list[str] | None, Opt(help="artent run folder(s): every checkpoint")] = None,
+    seq_len: Annotated[int, Opt(help="tokens per text (T)")] = 64,
+    n_texts: Annotated[int, Opt(help="texts used")] = 8,
+    encodings: Annotated[str, Opt(help="amplitude,born")] = "amplitude,born",
+    orders: Annotated[str, Opt(help="sequential,interleaved")] = "sequential,interleaved",
+    device: Annotated[str | None, Opt(help="torch device for the eigen-solves")] = None,
+) -> None:
+    """Entanglement profiles of attention matrices, their Cardy fits and the random baseline."""
+    import pandas as pd
+
+    from artent.analysis.external import ExternalConfig, plot_external, run_external
+    from artent.io import write_parquet, write_run_record
+    from artent.models.loading import load_for_forward
+
+    lines = _read_texts(texts)
+    try:
+        cfg = ExternalConfig(
+            seq_len=seq_len,
+            n_texts=n_texts,
+            device=device,
+            encodings=tuple(encodings.split(",")),
+            orders=tuple(orders.split(",")),
+        )
+        jobs: list[tuple[str, int | None, dict]] = []
+        if model:
+            jobs.append(
+                (
+                    Path(adapter).name if adapter else Path(model).name,
+                    None,
+                    dict(base=model, adapter=adapter),
+                )
+            )
+        for r in run or []:
+            from artent.analysis.nohair import resolve_specs
+
+            rec = resolve_specs([r])[1]
+            for ckpt in sorted((Path(r) / "checkpoints").glob("step-*")):
+                kind = "full" if rec.kind == "full" else "adapter"
+                jobs.append(
+                    (
+                        Path(r).name,
+                        int(ckpt.name.split("-")[1]),
+                        dict(base=rec.base, **{kind: str(ckpt)}),
+                    )
+                )
+        if not jobs:
+            raise UserError("nothing to analyse: pass --model (and --adapter) or --run")
+        tables: dict[str, list] = {}
+        for label, step, spec in jobs:
+            m, tok = load_for_forward(**spec)
+            with console.status(
+                f"attention of {label}" + (f" step {step}" if step is not None else "")
+            ):
+                for name, frame in run_external(m, tok, lines, cfg, step=step, label=label).items():
+                    tables.setdefault(name, []).append(frame)
+        merged = {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in merged.items():
+        write_parquet(out / f"{name}.parquet", frame)
+    plot_external(merged, out / "external.png")
+    write_run_record(out, "external", dict(cfg.__dict__, jobs=[j[:2] for j in jobs]))
+    s = merged["external_summary"]
+    table = Table(
+        "label",
+        "step",
+        "encoding",
+        "order",
+        "mean c",
+        "mean R^2",
+        "area+log wins",
+        title="external entanglement (attention), Cardy fits",
+    )
+    for (label, step, enc, order), g in s.groupby(
+        ["label", s.step.fillna(-1), "encoding", "order"], sort=False
+    ):
+        table.add_row(
+            label,
+            "-" if step < 0 else str(int(step)),
+            enc,
+            order,
+            f"{g.c.mean():.3f}",
+            f"{g.r2.mean():.3f}",
+            f"{(g.law == 'area+log').mean():.0%}",
+        )
+    console.print(table)
+    console.print(f"results in {out}/ ({', '.join(f'{k}.parquet' for k in merged)}, external.png)")
+
+
+@app.command()
+def nohair(
+    models: Annotated[list[str], typer.Argument(help="run folders, adapter or model folders")],
+    texts: Annotated[Path, Opt(help="texts: one per line (.txt) or .jsonl with 'text'")],
+    out: Annotated[Path, Opt(help="output folder")],
+    base: Annotated[str | None, Opt(help="base model, for adapter or model folders")] = None,
+    seq_len: Annotated[int, Opt(help="tokens per text")] = 64,
+    n_texts: Annotated[int, Opt(help="texts used")] = 8,
+    modules: Annotated[str, Opt(help="modules of the internal profiles")] = "q_proj,v_proj",
+    device: Annotated[str | None, Opt(help="torch device for the profiles")] = None,
+) -> None:
+    """Pairwise no-hair comparison: internal vs external contrasts, attention-output distances."""
+    from artent.analysis.nohair import NoHairConfig, plot_nohair, resolve_specs, run_nohair
+    from artent.io import write_parquet, write_run_record
+
+    lines = _read_texts(texts)
+    try:
+        cfg = NoHairConfig(
+            seq_len=seq_len,
+            n_texts=n_texts,
+            device=device,
+            modules=[m for m in modules.split(",") if m],
+        )
+        specs = resolve_specs(models, base)
+        result = run_nohair(specs, lines, cfg)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    write_parquet(out / "nohair.parquet", result["pairs"])
+    write_parquet(out / "nohair_internal.parquet", result["internal"])
+    write_parquet(out / "nohair_external.parquet", result["external"])
+    plot_nohair(result["pairs"], out / "nohair.png")
+    write_run_record(out, "nohair", dict(cfg.__dict__, models=[s.__dict__ for s in specs]))
+    table = Table(
+        "model",
+        "vs",
+        "internal |dS|",
+        "external |dS|",
+        "ratio",
+        "context dist",
+        "context cos",
+        "attention JS",
+        title="no-hair comparison (nats)",
+    )
+    for r in result["pairs"].itertuples():
+        table.add_row(
+            r.model,
+            r.reference,
+            f"{r.internal_contrast:.4f}",
+            f"{r.external_contrast:.4f}",
+            f"{r.nohair_ratio:.4f}",
+            f"{r.context_rel_dist:.4f}",
+            f"{r.context_cos:.4f}",
+            f"{r.attention_js:.2e}",
+        )
+    console.print(table)
+    console.print(
+        f"results in {out}/ (nohair.parquet, nohair_internal/external.parquet, nohair.png)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``artent`` console script; returns the exit code."""
     import click

@@ -1,0 +1,237 @@
+"""The no-hair comparison (METHOD.md section 5): different insides, the same attention outside?
+
+For the same input texts, models are compared pairwise (each fine-tuned model against every other
+and against the base):
+
+* internal contrast: mean ``|Delta S|`` between the internal profiles of the same (layer, module);
+* external contrast: mean ``|Delta S|`` between the attention profiles of the same (layer, head,
+  encoding, order);
+* attention outputs: per-head context ``A V`` (the input of ``o_proj``) and each layer's output:
+  relative Frobenius distance ``||X_a - X_b|| / ||X_b||`` and cosine similarity of the flattened
+  tensors, averaged over layers; attention maps: mean Jensen-Shannon divergence of rows (nats);
+* the no-hair ratio = external contrast / internal contrast (small means "no hair").
+
+Against the base there is no update, so internal contrast and ratio are undefined (NaN) there.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from artent.analysis.internal import InternalConfig, Source, run_internal
+
+ENTROPY = "entropy"
+
+
+@dataclass
+class NoHairConfig:
+    """Options of the no-hair comparison.
+
+    Args:
+        seq_len: tokens per text fed to every model.
+        n_texts: texts used (the first ``n_texts`` of the file).
+        modules: modules for the internal profiles.
+        encodings: attention encodings for the external profiles.
+        orders: site orders for the external profiles.
+        device: torch device for the profiles (``None``: CPU).
+    """
+
+    seq_len: int = 64
+    n_texts: int = 8
+    modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    encodings: tuple[str, ...] = ("amplitude",)
+    orders: tuple[str, ...] = ("sequential",)
+    device: str | None = None
+
+
+@dataclass
+class ModelSpec:
+    """A model to compare: ``kind`` is ``base``, ``full`` (a tuned folder) or ``adapter``."""
+
+    label: str
+    base: str
+    kind: str
+    path: str | None = None
+
+    def internal_source(self) -> Source | None:
+        if self.kind == "base":
+            return None
+        return Source(
+            self.label, None, "pair" if self.kind == "full" else "adapter", self.path, self.base
+        )
+
+
+def resolve_specs(items: list[str], base: str | None = None) -> list[ModelSpec]:
+    """Turn run folders, adapter folders and model folders into specs, plus their common base."""
+    specs: list[ModelSpec] = []
+    for item in items:
+        p = Path(item)
+        if (p / "run.json").is_file():
+            cfg = json.loads((p / "run.json").read_text())["config"]
+            steps = sorted((p / "checkpoints").glob("step-*"))
+            if not steps:
+                raise ValueError(f"{p}: run folder has no checkpoints")
+            run_base = cfg["model"]
+            if run_base == "tiny":
+                from artent.models.tiny import ensure_tiny_model
+
+                run_base = str(ensure_tiny_model(progress=False))
+            kind = "full" if cfg["method"] == "fft" else "adapter"
+            specs.append(ModelSpec(p.name, run_base, kind, str(steps[-1])))
+        elif (p / "adapter_config.json").is_file():
+            if base is None:
+                raise ValueError(f"{p}: an adapter needs --base (the model it adapts)")
+            specs.append(ModelSpec(p.name, base, "adapter", str(p)))
+        elif (p / "config.json").is_file():
+            if base is None:
+                raise ValueError(f"{p}: a fine-tuned model needs --base to compare against")
+            specs.append(ModelSpec(p.name, base, "full", str(p)))
+        else:
+            raise ValueError(f"{item}: not a run folder, an adapter folder or a model folder")
+    bases = {s.base for s in specs}
+    if len(bases) != 1:
+        raise ValueError(f"models to compare must share one base, got {sorted(bases)}")
+    if len({s.label for s in specs}) != len(specs):
+        raise ValueError("two models to compare have the same folder name; rename one")
+    return [ModelSpec("base", bases.pop(), "base"), *specs]
+
+
+def js_divergence_rows(p, q) -> float:
+    """Mean Jensen-Shannon divergence (nats) between matching rows of stochastic matrices."""
+    import torch
+
+    p, q = p.double(), q.double()
+    m = 0.5 * (p + q)
+
+    def kl(a):
+        return torch.where(a > 0, a * (torch.log(a) - torch.log(m.clamp_min(1e-300))), 0.0).sum(-1)
+
+    return float((0.5 * kl(p) + 0.5 * kl(q)).mean())
+
+
+def _distances(a, b) -> tuple[float, float]:
+    """Relative Frobenius distance (to ``b``) and cosine similarity, averaged over dim 0."""
+    import torch
+
+    a, b = a.double().flatten(1), b.double().flatten(1)
+    rel = (torch.linalg.vector_norm(a - b, dim=1) / torch.linalg.vector_norm(b, dim=1)).mean()
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=1).mean()
+    return float(rel), float(cos)
+
+
+def _mean_abs_diff(x, y, keys: list[str]) -> float:
+    if x is None or y is None or x.empty or y.empty:
+        return float("nan")
+    merged = x.merge(y, on=keys, suffixes=("_a", "_b"))
+    if merged.empty:
+        return float("nan")
+    return float((merged[f"{ENTROPY}_a"] - merged[f"{ENTROPY}_b"]).abs().mean())
+
+
+def run_nohair(specs: list[ModelSpec], texts: list[str], cfg: NoHairConfig):
+    """Measure every model on the same texts and compare them pairwise.
+
+    Returns:
+        ``{"pairs", "internal", "external"}`` DataFrames: one row per ordered pair ``(a, b)``
+        (``b`` the reference), and the per-model profiles behind the contrasts.
+    """
+    import pandas as pd
+    import torch
+
+    from artent.analysis.external import ExternalConfig, run_external, tokenize_texts
+    from artent.models.attention import attention_outputs
+    from artent.models.loading import load_for_forward
+
+    ext_cfg = ExternalConfig(
+        seq_len=cfg.seq_len,
+        encodings=cfg.encodings,
+        orders=cfg.orders,
+        n_texts=cfg.n_texts,
+        device=cfg.device,
+        scaling_lengths=(cfg.seq_len,),
+        baseline_samples=1,
+    )
+    int_cfg = InternalConfig(modules=cfg.modules, device=cfg.device)
+    measured: dict[str, dict] = {}
+    for spec in specs:
+        model, tok = load_for_forward(
+            spec.base,
+            full=spec.path if spec.kind == "full" else None,
+            adapter=spec.path if spec.kind == "adapter" else None,
+        )
+        ids = tokenize_texts(tok, texts, cfg.seq_len, cfg.n_texts)
+        with torch.no_grad():
+            outs = attention_outputs(model, ids, return_attention=True)
+        ext = run_external(model, tok, texts, ext_cfg, label=spec.label)["external"]
+        src = spec.internal_source()
+        internal = run_internal([src], int_cfg, progress=False)[0] if src else None
+        measured[spec.label] = dict(outputs=outs, external=ext, internal=internal)
+        del model
+
+    ext_keys = ["layer", "head", "encoding", "order", "bond"]
+    int_keys = ["layer", "module", "bond"]
+    rows = []
+    for a, b in combinations(measured, 2):
+        # the reference is the base where it takes part, else the later (e.g. FFT) model
+        x, ref = (b, a) if a == "base" else (a, b)
+        mx, mr = measured[x], measured[ref]
+        ctx = _distances(mx["outputs"]["context"], mr["outputs"]["context"])
+        hid = _distances(mx["outputs"]["hidden"], mr["outputs"]["hidden"])
+        ext_c = _mean_abs_diff(mx["external"], mr["external"], ext_keys)
+        int_c = _mean_abs_diff(mx["internal"], mr["internal"], int_keys)
+        rows.append(
+            dict(
+                model=x,
+                reference=ref,
+                internal_contrast=int_c,
+                external_contrast=ext_c,
+                nohair_ratio=ext_c / int_c if int_c and int_c == int_c else float("nan"),
+                context_rel_dist=ctx[0],
+                context_cos=ctx[1],
+                hidden_rel_dist=hid[0],
+                hidden_cos=hid[1],
+                attention_js=js_divergence_rows(
+                    mx["outputs"]["attention"], mr["outputs"]["attention"]
+                ),
+            )
+        )
+    internal = pd.concat(
+        [m["internal"].assign(model=k) for k, m in measured.items() if m["internal"] is not None],
+        ignore_index=True,
+    )
+    external = pd.concat(
+        [m["external"].assign(model=k) for k, m in measured.items()], ignore_index=True
+    )
+    return {"pairs": pd.DataFrame(rows), "internal": internal, "external": external}
+
+
+def plot_nohair(pairs, path: str | Path) -> Path:
+    """Internal vs external contrast per pair, and the no-hair ratio (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from artent.io import atomic_path
+
+    names = [f"{r.model}\nvs {r.reference}" for r in pairs.itertuples()]
+    x = np.arange(len(pairs))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.bar(x - 0.2, pairs.internal_contrast.fillna(0), 0.4, label="internal |dS|")
+    ax1.bar(x + 0.2, pairs.external_contrast, 0.4, label="external |dS|")
+    ax1.set_xticks(x, names, fontsize=7)
+    ax1.set(ylabel="mean |Delta S| (nats)", title="internal vs external contrast")
+    ax1.legend(fontsize=8)
+    ax2.bar(x, pairs.nohair_ratio.fillna(0))
+    ax2.set_xticks(x, names, fontsize=7)
+    ax2.set(ylabel="external / internal", title="no-hair ratio (NaN vs base shown as 0)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)
