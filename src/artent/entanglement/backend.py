@@ -47,8 +47,9 @@ class NumpyBackend:
         return np.einsum("aiaj->ij", rho.reshape(d, keep, d, keep))
 
     @staticmethod
-    def qr(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.linalg.qr(x, mode="reduced")
+    def qr_r(x: np.ndarray) -> np.ndarray:
+        """The R factor of a reduced QR (Q is never formed)."""
+        return np.linalg.qr(x, mode="r")
 
     @staticmethod
     def norm(x: np.ndarray) -> float:
@@ -100,8 +101,8 @@ class TorchBackend:
     def trace_first(self, rho, keep: int, d: int):
         return self.torch.einsum("aiaj->ij", rho.reshape(d, keep, d, keep))
 
-    def qr(self, x):
-        return self.torch.linalg.qr(x, mode="reduced")
+    def qr_r(self, x):
+        return self.torch.linalg.qr(x, mode="r")[1]
 
     def norm(self, x) -> float:
         return float(self.torch.linalg.vector_norm(x))

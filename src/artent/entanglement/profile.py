@@ -202,15 +202,15 @@ def _low_rank_spectra(lr: LowRank, row_dims, col_dims, backend) -> list[np.ndarr
     for name, f in (("B", B), ("A", A)):
         if not backend.all_finite(f):
             raise ValueError(f"LowRank factor {name} contains NaN or Inf values")
-    q_b, r_b = backend.qr(B)
-    q_a, r_a = backend.qr(A.T)
-    core = r_b @ r_a.T  # B @ A = q_b @ core @ q_a.T
-    norm = backend.norm(core)
+    # B = Q_B R_B and A^T = Q_A R_A, so B A = Q_B (R_B R_A^T) Q_A^T. Only the R factors are
+    # needed: B R_A^T = Q_B R_B R_A^T carries the row side, R_B A the column side.
+    r_b = backend.qr_r(B)
+    r_a = backend.qr_r(A.T)
+    norm = backend.norm(r_b @ r_a.T)  # = ||B A||_F
     if norm == 0.0:
         raise ValueError("LowRank product B @ A is all zeros (a zero update has no state)")
-    core = core / norm
-    row_side = q_b @ core  # m x k: the row-side bonds and the cut
-    col_side = core @ q_a.T  # k x n: the column-side bonds
+    row_side = (B @ r_a.T) / norm  # m x k: the row-side bonds and the cut
+    col_side = (r_b @ A) / norm  # k x n: the column-side bonds
     rows = chain_spectra(row_side, [*row_dims, row_side.shape[1]], backend)
     cols = chain_spectra(col_side, [col_side.shape[0], *col_dims], backend)
     # rows[l-1] is bond l for l = 1..a (bond a = sigma(B A)); cols[j] is bond a + j for j >= 1.
