@@ -194,3 +194,29 @@ def test_lowrank_profile_matches_dense_for_a_saved_adapter(tmp_path):
     B = tensors["base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight"].double()
     A = tensors["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"].double()
     np.testing.assert_allclose(d.update.to_dense(), 2.0 * (B @ A).numpy(), rtol=1e-6)
+
+
+def test_adapter_that_does_not_fit_its_base_exit_2(tmp_path, capsys):
+    write_lora_adapter(tmp_path / "a", layers=1, shapes={"q_proj": (16, 16)}, r=2, alpha=4)
+    (tmp_path / "base").mkdir()
+    save_file(
+        {"model.layers.0.self_attn.q_proj.weight": torch.randn(16, 32)},
+        str(tmp_path / "base" / "model.safetensors"),
+    )
+    code = cli_main(
+        [
+            "internal",
+            "--adapter",
+            str(tmp_path / "a"),
+            "--base",
+            str(tmp_path / "base"),
+            "--modules",
+            "q_proj",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "q_proj" in err and "(16, 32)" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
