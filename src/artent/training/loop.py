@@ -4,7 +4,8 @@ Run folder layout::
 
     OUT/run.json                     resolved config and versions
     OUT/tokenizer/                   the tokenizer the run used
-    OUT/losses.parquet               step, split (train | heldout), loss, lr
+    OUT/losses.parquet               step, split (train | heldout), loss, lr; train rows also
+                                     tokens and wall_s (seconds since the loop (re)started)
     OUT/checkpoints/step-000025/     full weights (FFT) or the adapter (LoRA, MPS), safetensors
     OUT/checkpoints/step-000025/trainer_state.pt   optimiser + RNG state (latest checkpoint only)
     OUT/DONE                         written last: a finished run is not redone unless forced
@@ -232,6 +233,7 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
         desc=f"{cfg.method} {Path(cfg.out).name}",
         dynamic_ncols=True,
     )
+    t_loop = time.perf_counter()
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(cfg, step)
@@ -248,7 +250,16 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        log.append(dict(step=step + 1, split="train", loss=loss.item(), lr=lr_at(cfg, step)))
+        log.append(
+            dict(
+                step=step + 1,
+                split="train",
+                loss=loss.item(),
+                lr=lr_at(cfg, step),
+                tokens=int(train_data.attention_mask[rows].sum()),
+                wall_s=time.perf_counter() - t_loop,
+            )
+        )
         bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
         evaluate_and_save(step + 1)
     with atomic_path(out / "DONE") as tmp:
