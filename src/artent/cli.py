@@ -365,6 +365,7 @@ def external(
     import pandas as pd
 
     from artent.analysis.external import ExternalConfig, plot_external, run_external
+    from artent.analysis.runs import run_checkpoints
     from artent.io import write_parquet, write_run_record
     from artent.models.loading import load_for_forward
 
@@ -387,18 +388,9 @@ def external(
                 )
             )
         for r in run or []:
-            from artent.analysis.nohair import resolve_specs
-
-            rec = resolve_specs([r])[1]
-            for ckpt in sorted((Path(r) / "checkpoints").glob("step-*")):
-                kind = "full" if rec.kind == "full" else "adapter"
-                jobs.append(
-                    (
-                        Path(r).name,
-                        int(ckpt.name.split("-")[1]),
-                        dict(base=rec.base, **{kind: str(ckpt)}),
-                    )
-                )
+            for c in run_checkpoints(r):
+                kind = "full" if c.is_full else "adapter"
+                jobs.append((c.label, c.step, dict(base=c.base, **{kind: c.path})))
         if not jobs:
             raise UserError("nothing to analyse: pass --model (and --adapter) or --run")
         tables: dict[str, list] = {}

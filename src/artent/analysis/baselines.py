@@ -70,9 +70,7 @@ def run_baseline_study(cfg: BaselineStudyConfig) -> dict:
     for kind, r, x, pred in updates:
         prof = entanglement_profile(x)
         for l, (s, p) in enumerate(zip(prof, pred, strict=True), start=1):
-            rows.append(
-                dict(kind=kind, rank=r, bond=l, entropy=s, prediction=p, page=page[l - 1])
-            )
+            rows.append(dict(kind=kind, rank=r, bond=l, entropy=s, prediction=p, page=page[l - 1]))
         v = valley(prof, cut, rank=r, dims=layout.dims)
         window = range(cut - 2, cut + 3)
         vol = fit_volume(prof, exclude=window)
@@ -123,8 +121,15 @@ def plot_baseline_study(result: dict, path: str | Path) -> Path:
     ax1.set(xlabel="bond l", ylabel="S_l (nats)", title="random updates (dashed: RMT prediction)")
     ax1.legend(fontsize=8)
     for beta, g in result["attention"].groupby("beta"):
-        ax2.errorbar(g.bond, g.entropy, g["std"], marker="o", ms=3, capsize=2,
-                     label=f"beta={beta:g}, c={g.c.iloc[0]:.2f}")
+        ax2.errorbar(
+            g.bond,
+            g.entropy,
+            g["std"],
+            marker="o",
+            ms=3,
+            capsize=2,
+            label=f"beta={beta:g}, c={g.c.iloc[0]:.2f}",
+        )
     ax2.set(xlabel="bond l", ylabel="S_l (nats)", title="random causal attention (amplitude)")
     ax2.legend(fontsize=8)
     fig.tight_layout()

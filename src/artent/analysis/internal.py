@@ -8,8 +8,6 @@ valley metrics, with its random-matrix prediction stored beside it.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from math import log
@@ -17,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from artent.analysis.runs import run_checkpoints
 from artent.entanglement import (
     entropies_from_spectrum,
     fit_volume,
@@ -26,8 +25,6 @@ from artent.entanglement import (
     schmidt_spectra,
     valley,
 )
-
-STEP_DIR = re.compile(r"step-(\d+)$")
 
 
 @dataclass
@@ -74,26 +71,10 @@ class Source:
 
 def sources_from_run(run: str | Path) -> list[Source]:
     """Every checkpoint of an artent training run, in step order, as sources."""
-    run = Path(run)
-    record = run / "run.json"
-    if not record.is_file():
-        raise ValueError(f"--run {run}: not an artent run folder (no run.json)")
-    cfg = json.loads(record.read_text())["config"]
-    base = cfg["model"]
-    if base == "tiny":
-        from artent.models.tiny import ensure_tiny_model
-
-        base = str(ensure_tiny_model(progress=False))
-    steps = sorted(
-        (int(m.group(1)), p)
-        for p in (run / "checkpoints").glob("step-*")
-        if (m := STEP_DIR.search(p.name)) and p.is_dir()
-    )
-    if not steps:
-        raise ValueError(f"--run {run}: no checkpoints under {run / 'checkpoints'}")
-    label = run.name
-    kind = "pair" if cfg["method"] == "fft" else "adapter"
-    return [Source(label, s, kind, str(p), base) for s, p in steps]
+    return [
+        Source(c.label, c.step, "pair" if c.is_full else "adapter", c.path, c.base)
+        for c in run_checkpoints(run)
+    ]
 
 
 def iter_deltas(src: Source, cfg: InternalConfig) -> Iterator:

@@ -16,7 +16,6 @@ Against the base there is no update, so internal contrast and ratio are undefine
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from artent.analysis.internal import InternalConfig, Source, run_internal
+from artent.analysis.runs import run_checkpoints
 
 ENTROPY = "entropy"
 
@@ -72,17 +72,10 @@ def resolve_specs(items: list[str], base: str | None = None) -> list[ModelSpec]:
     for item in items:
         p = Path(item)
         if (p / "run.json").is_file():
-            cfg = json.loads((p / "run.json").read_text())["config"]
-            steps = sorted((p / "checkpoints").glob("step-*"))
-            if not steps:
-                raise ValueError(f"{p}: run folder has no checkpoints")
-            run_base = cfg["model"]
-            if run_base == "tiny":
-                from artent.models.tiny import ensure_tiny_model
-
-                run_base = str(ensure_tiny_model(progress=False))
-            kind = "full" if cfg["method"] == "fft" else "adapter"
-            specs.append(ModelSpec(p.name, run_base, kind, str(steps[-1])))
+            last = run_checkpoints(p)[-1]
+            specs.append(
+                ModelSpec(p.name, last.base, "full" if last.is_full else "adapter", last.path)
+            )
         elif (p / "adapter_config.json").is_file():
             if base is None:
                 raise ValueError(f"{p}: an adapter needs --base (the model it adapts)")
