@@ -83,58 +83,24 @@ def profile(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="run folder")] = Path("runs/demo"),
-    seed: Annotated[int, typer.Option(help="seed of every random draw")] = 0,
-    size: Annotated[int, typer.Option(help="rows = cols of the random updates")] = 1024,
+    out: Annotated[Path, typer.Option(help="study folder")] = Path("runs/demo"),
+    quick: Annotated[
+        bool, typer.Option("--quick", help="smallest study showing each effect")
+    ] = False,
+    config: Annotated[
+        Path | None, typer.Option(help="study config (JSON/YAML), e.g. paper scale")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of every run")] = None,
 ) -> None:
-    """The random-matrix study: exact profiles of random LoRA / full-rank updates and attention."""
-    from artent.analysis.baselines import (
-        BaselineStudyConfig,
-        plot_baseline_study,
-        run_baseline_study,
-    )
-    from artent.io import write_parquet, write_run_record
+    """The paper end to end, offline: pretrain, fine-tune, analyse, report (report.html)."""
+    from artent.study import load_study_config, run_study
 
     try:
-        cfg = BaselineStudyConfig(rows=size, cols=size, seed=seed)
+        cfg = load_study_config(config, quick=quick or None, seed=seed)
+        report = run_study(out, cfg, log=lambda m: console.print(m, highlight=False))
     except ValueError as e:
         raise UserError(str(e)) from None
-    with console.status("profiling random updates and attention..."):
-        result = run_baseline_study(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("profiles", "summary", "attention"):
-        write_parquet(out / f"{name}.parquet", result[name])
-    plot_baseline_study(result, out / "profiles.png")
-    write_run_record(out, "demo", result["config"])
-    table = Table(
-        "update",
-        "S at cut",
-        "ln r",
-        "<= ln r",
-        "valley depth",
-        "S_cut / Page",
-        "slope/site",
-        "max |S - RMT|",
-        title=f"{size} x {size} updates, nats",
-    )
-    for r in result["summary"].itertuples():
-        table.add_row(
-            r.kind,
-            f"{r.center_entropy:.3f}",
-            "-" if r.ln_rank is None or r.ln_rank != r.ln_rank else f"{r.ln_rank:.3f}",
-            "-" if r.within_bound is None else str(r.within_bound),
-            f"{r.valley_depth:.3f}",
-            f"{r.valley_ratio:.3f}",
-            f"{r.volume_slope:.3f}",
-            f"{r.max_abs_error_vs_prediction:.3f}",
-        )
-    console.print(table)
-    att = result["attention"].groupby("beta").c.first()
-    console.print(
-        f"random attention, T={cfg.attention_T}: fitted c = "
-        + ", ".join(f"{c:.3f} (beta={b:g})" for b, c in att.items())
-    )
-    console.print(f"results in {out}/ (profiles.parquet, summary.parquet, profiles.png, run.json)")
+    console.print(f"report: {report.resolve()}")
 
 
 Opt = typer.Option

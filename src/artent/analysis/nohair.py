@@ -169,9 +169,11 @@ def run_nohair(specs: list[ModelSpec], texts: list[str], cfg: NoHairConfig):
     ext_keys = ["layer", "head", "encoding", "order", "bond"]
     int_keys = ["layer", "module", "bond"]
     rows = []
+    kinds = {s.label: s.kind for s in specs}
     for a, b in combinations(measured, 2):
-        # the reference is the base where it takes part, else the later (e.g. FFT) model
-        x, ref = (b, a) if a == "base" else (a, b)
+        # the reference is the base where it takes part, else a full fine-tune (LoRA vs FFT)
+        swap = kinds[a] == "base" or (kinds[a] == "full" and kinds[b] != "full")
+        x, ref = (b, a) if swap else (a, b)
         mx, mr = measured[x], measured[ref]
         ctx = _distances(mx["outputs"]["context"], mr["outputs"]["context"])
         hid = _distances(mx["outputs"]["hidden"], mr["outputs"]["hidden"])

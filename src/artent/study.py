@@ -1,0 +1,332 @@
+"""The whole study behind ``artent demo``: pretrain, fine-tune, analyse, report; resumable.
+
+Study folder::
+
+    DIR/study.json           config, planned runs, versions, timings
+    DIR/texts.txt            the held-out texts every attention analysis reads
+    DIR/runs/<name>/         one artent training run per planned run (resumes on its own)
+    DIR/internal/            internal.parquet, internal_summary.parquet, internal.png
+    DIR/external/            external.parquet, external_summary.parquet, scaling.parquet, ...
+    DIR/nohair/              nohair.parquet (+ the profiles behind it), nohair.png
+    DIR/baselines/           the random-matrix study
+    DIR/report.html          the claims table and every figure, self-contained
+
+Each stage writes its tables atomically and is skipped when they exist, so an interrupted study
+resumes where it stopped; a study folder holding another config is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from artent.io import versions, write_json, write_parquet
+
+# Smaller tiny base for --quick: each effect still shows, the pretrain takes seconds.
+QUICK_TINY = dict(
+    steps=150,
+    n_documents=3000,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=256,
+    vocab_size=512,
+    batch_size=16,
+    seq_len=128,
+)
+
+
+@dataclass
+class StudyConfig:
+    """What the study trains and measures.
+
+    Args:
+        quick: the smallest study that still shows each effect (a smaller tiny base, fewer steps).
+        model: the base (``tiny``, a folder, or a hub name at paper scale).
+        data: data sets; the first carries the rank and learning-rate sweeps.
+        steps, batch_size, seq_len: training length and shape of every run.
+        save_every: checkpoint period (analyses run on every checkpoint).
+        ranks: LoRA ranks swept at the first learning rate.
+        lora_lrs: LoRA learning rates swept at rank ``sweep_rank``.
+        sweep_rank: the rank of the learning-rate sweep, and of LoRA on the other data sets.
+        fft_lr: the FFT learning rate (about a tenth of LoRA's, as the public studies find).
+        mps_rank, mps_chi, mps_lr: the MPS adaptation run.
+        alpha: LoRA / MPS alpha, fixed across ranks.
+        text_len: tokens per text of the attention analyses.
+        n_texts: texts of the attention analyses.
+        n_synthetic: conversations generated per synthetic data set.
+        seed: seed of every run.
+    """
+
+    quick: bool = False
+    model: str = "tiny"
+    data: list[str] = field(default_factory=lambda: ["synthetic-tulu", "synthetic-openthoughts"])
+    steps: int = 40
+    batch_size: int = 8
+    seq_len: int = 256
+    save_every: int = 10
+    ranks: list[int] = field(default_factory=lambda: [2, 8, 32])
+    lora_lrs: list[float] = field(default_factory=lambda: [2e-3, 6e-3])
+    sweep_rank: int = 8
+    fft_lr: float = 3e-4
+    mps_rank: int = 8
+    mps_chi: int = 4
+    mps_lr: float = 2e-3
+    alpha: float = 16.0
+    text_len: int = 64
+    n_texts: int = 8
+    n_synthetic: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.quick:
+            self.steps, self.save_every, self.ranks = 20, 10, [2, 8]
+            self.n_synthetic, self.text_len, self.n_texts = 400, 32, 4
+        if self.steps < 1 or self.save_every < 1:
+            raise ValueError("study steps and save_every must be positive")
+        if not self.data or not self.ranks or not self.lora_lrs:
+            raise ValueError("study data, ranks and lora_lrs must not be empty")
+
+    def runs(self) -> list[dict]:
+        """The planned training runs (name and TrainConfig options)."""
+        save = sorted({0, *range(self.save_every, self.steps + 1, self.save_every), self.steps})
+        common = dict(
+            steps=self.steps,
+            batch_size=self.batch_size,
+            seq_len=self.seq_len,
+            save_steps=save,
+            seed=self.seed,
+            alpha=self.alpha,
+            n_synthetic=self.n_synthetic,
+            eval_every=self.save_every,
+        )
+        short = {"synthetic-tulu": "tulu", "synthetic-openthoughts": "ot"}
+        plan = []
+        for i, data in enumerate(self.data):
+            tag = short.get(data, f"data{i}")
+            plan.append(dict(name=f"{tag}-fft", method="fft", data=data, lr=self.fft_lr))
+            ranks = self.ranks if i == 0 else [self.sweep_rank]
+            for r in ranks:
+                plan.append(
+                    dict(
+                        name=f"{tag}-lora-r{r}",
+                        method="lora",
+                        data=data,
+                        rank=r,
+                        lr=self.lora_lrs[0],
+                    )
+                )
+            if i == 0:
+                for lr in self.lora_lrs[1:]:
+                    plan.append(
+                        dict(
+                            name=f"{tag}-lora-r{self.sweep_rank}-lr{lr:g}",
+                            method="lora",
+                            data=data,
+                            rank=self.sweep_rank,
+                            lr=lr,
+                        )
+                    )
+            plan.append(
+                dict(
+                    name=f"{tag}-mps",
+                    method="mps",
+                    data=data,
+                    rank=self.mps_rank,
+                    chi=self.mps_chi,
+                    lr=self.mps_lr,
+                )
+            )
+        return [{**common, **p} for p in plan]
+
+
+def _stage(out: Path, name: str, done: Path, fn: Callable[[], None], timings: dict, log) -> None:
+    if done.is_file():
+        log(f"[{name}] already done, skipped")
+        return
+    t0 = time.perf_counter()
+    log(f"[{name}] ...")
+    fn()
+    timings[name] = round(time.perf_counter() - t0, 1)
+    log(f"[{name}] done in {timings[name]:.0f} s")
+
+
+def _texts(path: Path, cfg: StudyConfig) -> list[str]:
+    if not path.is_file():
+        from artent.data.generators import pretraining_corpus
+        from artent.io import atomic_path
+
+        # about 60 tokens a document: enough per line for text_len tokens, with margin
+        per = 2 + cfg.text_len // 30
+        docs = [" ".join(d.split()) for d in pretraining_corpus(per * cfg.n_texts, seed=9173)]
+        lines = [" ".join(docs[i : i + per]) for i in range(0, len(docs), per)]
+        with atomic_path(path) as tmp:
+            tmp.write_text("\n".join(lines) + "\n")
+    return path.read_text().splitlines()
+
+
+def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = True) -> Path:
+    """Run (or resume) the whole study into ``out``; return the report's path."""
+    import pandas as pd
+
+    from artent.analysis.baselines import BaselineStudyConfig, run_baseline_study
+    from artent.analysis.external import ExternalConfig, run_external
+    from artent.analysis.internal import (
+        InternalConfig,
+        plot_internal,
+        run_internal,
+        sources_from_run,
+    )
+    from artent.analysis.nohair import NoHairConfig, plot_nohair, resolve_specs, run_nohair
+    from artent.analysis.runs import run_checkpoints
+    from artent.models.loading import load_for_forward
+    from artent.report import build_report
+    from artent.training.config import TrainConfig
+    from artent.training.loop import RunFinished, train
+
+    out = Path(out)
+    record = out / "study.json"
+    plan = cfg.runs()
+    if record.is_file():
+        old = json.loads(record.read_text())
+        if old.get("config") != dataclasses.asdict(cfg):
+            raise ValueError(f"--out {out}: holds a study with another config; use a new folder")
+        timings = old.get("timings", {})
+    else:
+        timings = {}
+    t_start = time.perf_counter()
+    model = cfg.model
+    if model == "tiny" and cfg.quick:
+        from artent.models.tiny import ensure_tiny_model
+
+        model = str(ensure_tiny_model(progress=progress, **QUICK_TINY))
+    elif model == "tiny":
+        from artent.models.tiny import ensure_tiny_model
+
+        model = str(ensure_tiny_model(progress=progress))
+    out.mkdir(parents=True, exist_ok=True)
+
+    def save_record() -> None:
+        write_json(
+            record,
+            dict(
+                config=dataclasses.asdict(cfg),
+                runs=plan,
+                versions=versions(),
+                timings=timings,
+                quick=cfg.quick,
+                base_model=model,
+            ),
+        )
+
+    save_record()
+    run_dirs = []
+    for spec in plan:
+        opts = {k: v for k, v in spec.items() if k != "name"}
+        run_dir = out / "runs" / spec["name"]
+        run_dirs.append(run_dir)
+        t0 = time.perf_counter()
+        try:
+            train(TrainConfig(model=model, out=str(run_dir), progress=progress, **opts))
+            timings[f"train {spec['name']}"] = round(time.perf_counter() - t0, 1)
+            log(f"[train {spec['name']}] done in {time.perf_counter() - t0:.0f} s")
+        except RunFinished:
+            log(f"[train {spec['name']}] already done, skipped")
+        save_record()
+    texts = _texts(out / "texts.txt", cfg)
+
+    def internal() -> None:
+        sources = [s for r in run_dirs for s in sources_from_run(r)]
+        prof, summ = run_internal(sources, InternalConfig(), progress=progress)
+        write_parquet(out / "internal" / "internal.parquet", prof)
+        plot_internal(prof, summ, out / "internal" / "internal.png")
+        write_parquet(out / "internal" / "internal_summary.parquet", summ)  # last: marks done
+
+    def external() -> None:
+        ext_cfg = ExternalConfig(
+            seq_len=cfg.text_len,
+            n_texts=cfg.n_texts,
+            orders=("sequential", "interleaved"),
+            baseline_samples=8,
+        )
+        tables: dict[str, list] = {}
+        for r in run_dirs:
+            for c in run_checkpoints(r):
+                kind = "full" if c.is_full else "adapter"
+                m, tok = load_for_forward(c.base, **{kind: c.path})
+                for name, frame in run_external(
+                    m, tok, texts, ext_cfg, step=c.step, label=c.label
+                ).items():
+                    tables.setdefault(name, []).append(frame)
+        merged = {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
+        for name, frame in merged.items():
+            if name != "external_summary":
+                write_parquet(out / "external" / f"{name}.parquet", frame)
+        write_parquet(out / "external" / "external_summary.parquet", merged["external_summary"])
+
+    def nohair() -> None:
+        first = cfg.data[0]
+        picks = [
+            r
+            for r, p in zip(run_dirs, plan, strict=True)
+            if p["data"] == first
+            and (p["method"] != "lora" or p["name"].endswith(f"-r{cfg.sweep_rank}"))
+        ]
+        result = run_nohair(
+            resolve_specs([str(r) for r in picks]),
+            texts,
+            NoHairConfig(seq_len=cfg.text_len, n_texts=cfg.n_texts),
+        )
+        write_parquet(out / "nohair" / "nohair_internal.parquet", result["internal"])
+        write_parquet(out / "nohair" / "nohair_external.parquet", result["external"])
+        plot_nohair(result["pairs"], out / "nohair" / "nohair.png")
+        write_parquet(out / "nohair" / "nohair.parquet", result["pairs"])
+
+    def baselines() -> None:
+        res = run_baseline_study(BaselineStudyConfig(seed=cfg.seed))
+        for name in ("summary", "attention"):
+            write_parquet(out / "baselines" / f"{name}.parquet", res[name])
+        write_parquet(out / "baselines" / "profiles.parquet", res["profiles"])
+
+    for name, fn, done in (
+        ("internal", internal, out / "internal" / "internal_summary.parquet"),
+        ("external", external, out / "external" / "external_summary.parquet"),
+        ("nohair", nohair, out / "nohair" / "nohair.parquet"),
+        ("baselines", baselines, out / "baselines" / "profiles.parquet"),
+    ):
+        _stage(out, name, done, fn, timings, log)
+        save_record()
+    timings["this invocation_s"] = round(time.perf_counter() - t_start, 1)
+    save_record()
+    return build_report(out)
+
+
+def load_study_config(path: str | Path | None, **overrides) -> StudyConfig:
+    """A StudyConfig from a JSON/YAML file (paper-scale configs) and flags on top."""
+    data: dict = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ValueError(f"config file {p}: no such file")
+        try:
+            if p.suffix in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(p.read_text()) or {}
+            else:
+                data = json.loads(p.read_text())
+        except Exception as e:  # noqa: BLE001 - any parse error is the file's fault
+            raise ValueError(f"config file {p}: cannot parse ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"config file {p}: expected a mapping of study options")
+        known = {f.name for f in dataclasses.fields(StudyConfig)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"config file {p}: unknown study option {unknown[0]!r}")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return StudyConfig(**data)
