@@ -1,0 +1,201 @@
+"""The tables of a study folder, read once for the claims and the figures (never models).
+
+:func:`load_study` reads what ``artent demo`` writes (see :mod:`artent.study`); any table may be
+missing (an interrupted or ``--quick`` study) and is then ``None``. The helpers below are the few
+selections every claim and figure shares: final steps, trained updates, Spearman trends.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["TABLES", "StudyTables", "final_rows", "load_study", "spearman", "within_trend"]
+
+# name: (path in the study folder, columns the report reads)
+TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "internal": (
+        "internal/internal.parquet",
+        ("label", "step", "layer", "module", "bond", "entropy", "rmt"),
+    ),
+    "internal_summary": (
+        "internal/internal_summary.parquet",
+        ("label", "step", "layer", "module", "cut", "nominal_rank", "status", "center_entropy")
+        + ("valley_depth", "volume_slope"),
+    ),
+    "external": (
+        "external/external.parquet",
+        ("step", "label", "layer", "head", "encoding", "order", "bond", "entropy"),
+    ),
+    "external_summary": (
+        "external/external_summary.parquet",
+        ("step", "label", "layer", "head", "encoding", "order", "c", "c0", "r2", "law"),
+    ),
+    "scaling": (
+        "external/scaling.parquet",
+        ("step", "label", "layer", "head", "encoding", "T", "ln_T", "cut_entropy"),
+    ),
+    "baseline": (
+        "external/baseline.parquet",
+        ("step", "label", "encoding", "order", "beta", "beta_source", "bond", "entropy", "c"),
+    ),
+    "nohair": (
+        "nohair/nohair.parquet",
+        ("model", "reference", "internal_contrast", "external_contrast", "nohair_ratio")
+        + ("context_cos",),
+    ),
+    "profiles": (
+        "baselines/profiles.parquet",
+        ("kind", "rank", "bond", "entropy", "prediction", "page"),
+    ),
+}
+LOSS_COLUMNS = ("step", "split", "loss")
+
+
+@dataclass
+class StudyTables:
+    """Everything the report reads from a study folder; a missing table is ``None``.
+
+    Attributes:
+        root: the study folder.
+        study: ``study.json`` (empty if absent).
+        runs: one row per run: ``name, method, data, rank, chi, lr, steps`` (from ``study.json``,
+            then ``runs/<name>/run.json``, then the internal table's update kind).
+        run_records: ``runs/<name>/run.json`` of each run that has one.
+        losses: every run's ``losses.parquet`` with a ``label`` column, or ``None``.
+        tables: the tables of :data:`TABLES` by name (``None`` where missing); each is also an
+            attribute (``t.internal_summary``).
+    """
+
+    root: Path
+    study: dict
+    runs: pd.DataFrame
+    run_records: dict[str, dict]
+    losses: pd.DataFrame | None
+    tables: dict[str, pd.DataFrame | None] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        tables = self.__dict__.get("tables", {})
+        if name in TABLES:
+            return tables.get(name)
+        raise AttributeError(name)
+
+    def method_of(self, labels: pd.Series) -> pd.Series:
+        """Method (``fft``/``lora``/``mps``) of each run label (NaN when unknown)."""
+        return labels.map(dict(zip(self.runs.name, self.runs.method, strict=True)))
+
+    def run_meta(self, frame: pd.DataFrame, label: str = "label") -> pd.DataFrame:
+        """``frame`` with its run's ``method, data, lr`` joined on (unknown: ``"?"``/NaN)."""
+        meta = self.runs[["name", "method", "data", "lr"]].rename(columns={"name": label})
+        out = frame.drop(columns=[c for c in ("method", "data", "lr") if c in frame]).merge(
+            meta, on=label, how="left"
+        )
+        return out.assign(data=out["data"].fillna("?"))
+
+
+def _read_parquet(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as e:  # noqa: BLE001 - any read error is the file's fault
+        raise ValueError(f"{path}: cannot read ({str(e).splitlines()[0]})") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column {missing[0]!r}")
+    return frame
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot parse JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return data
+
+
+_KIND_METHOD = {"dense": "fft", "mps": "mps"}
+
+
+def load_study(study_dir: str | Path) -> StudyTables:
+    """Read a study folder's tables (any may be missing) and its run metadata."""
+    root = Path(study_dir)
+    if not root.is_dir():
+        raise ValueError(f"study folder {root}: no such folder")
+    study = _read_json(root / "study.json") if (root / "study.json").is_file() else {}
+    tables = {
+        name: _read_parquet(root / rel, cols) if (root / rel).is_file() else None
+        for name, (rel, cols) in TABLES.items()
+    }
+    runs = [dict(r) for r in study.get("runs", []) if isinstance(r, dict) and "name" in r]
+    names = [r["name"] for r in runs]
+    run_dirs = sorted(p for p in (root / "runs").glob("*") if p.is_dir())
+    names += [p.name for p in run_dirs if p.name not in names]
+    records, losses = {}, []
+    for name in names:
+        folder = root / "runs" / name
+        if (folder / "run.json").is_file():
+            records[name] = _read_json(folder / "run.json")
+        if (folder / "losses.parquet").is_file():
+            losses.append(_read_parquet(folder / "losses.parquet", LOSS_COLUMNS).assign(label=name))
+    by_name = {r["name"]: r for r in runs}
+    for name, rec in records.items():  # runs not in study.json: their own config
+        if name not in by_name:
+            by_name[name] = {"name": name, **rec.get("config", {})}
+    summ = tables["internal_summary"]
+    if summ is not None and "kind" in summ:  # labels known only from the tables
+        for label, kind in summ.groupby("label", sort=False)["kind"].first().items():
+            by_name.setdefault(label, {"name": label, "method": _KIND_METHOD.get(kind, "lora")})
+    cols = ["name", "method", "data", "rank", "chi", "lr", "steps"]
+    frame = pd.DataFrame([{c: r.get(c) for c in cols} for r in by_name.values()], columns=cols)
+    frame.loc[frame.method == "fft", ["rank", "chi"]] = None  # FFT has neither
+    frame.loc[frame.method == "lora", "chi"] = None
+    return StudyTables(
+        root=root,
+        study=study,
+        runs=frame,
+        run_records=records,
+        losses=pd.concat(losses, ignore_index=True) if losses else None,
+        tables=tables,
+    )
+
+
+# ----- helpers ---------------------------------------------------------------------------------
+
+
+def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows at each label's last step (a missing step counts as final)."""
+    key = frame["step"].astype(float).fillna(np.inf)
+    return frame[key == key.groupby(frame["label"]).transform("max")]
+
+
+def trained_updates(t: StudyTables, methods: tuple[str, ...]) -> pd.DataFrame:
+    """Internal summary rows of ``methods`` with a non-zero update at a step other than 0."""
+    summ = t.run_meta(t.internal_summary)
+    ok = (summ.status == "ok") & (summ.step.astype(float).fillna(-1) != 0)
+    return summ[ok & summ.method.isin(methods) & summ.center_entropy.notna()]
+
+
+def spearman(x: pd.Series, y: pd.Series) -> float:
+    """Spearman's rho (Pearson correlation of average ranks); NaN if either side is constant."""
+    x, y = pd.Series(np.asarray(x, float)), pd.Series(np.asarray(y, float))
+    if x.nunique() < 2 or y.nunique() < 2:
+        return math.nan
+    return float(x.rank().corr(y.rank()))
+
+
+def within_trend(frame: pd.DataFrame, x: str, y: str, units: list[str]) -> tuple[float, int]:
+    """Mean over ``units`` groups of Spearman(x, y) inside each group, and how many counted.
+
+    Correlating inside a unit (one module of one layer, or one module track of one run) keeps
+    differences between modules of different shapes from posing as a trend.
+    """
+    rhos = [spearman(g[x], g[y]) for _, g in frame.groupby(units, dropna=False)]
+    rhos = [r for r in rhos if math.isfinite(r)]
+    return (float(np.mean(rhos)) if rhos else math.nan), len(rhos)
