@@ -103,6 +103,21 @@ def demo(
     console.print(f"report: {report.resolve()}")
 
 
+@app.command()
+def report(
+    study: Annotated[Path, typer.Argument(help="a study folder written by artent demo")],
+) -> None:
+    """(Re)write a study's report.html from its tables."""
+    from artent.report import build_report
+
+    if not (study / "study.json").is_file():
+        raise UserError(f"{study}: not a study folder (no study.json)")
+    try:
+        console.print(f"report: {build_report(study).resolve()}")
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
 Opt = typer.Option
 
 
