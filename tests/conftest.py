@@ -34,3 +34,32 @@ def small_tiny(artent_cache, tmp_path_factory):
     from artent.models.tiny import pretrain_tiny
 
     return pretrain_tiny(tmp_path_factory.mktemp("tiny") / "model", progress=False, **SMALL_TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(small_tiny, tmp_path_factory):
+    """Real LoRA (r=4), MPS (r=4, chi=2) and FFT runs of the small tiny model; steps 0, 10, 20."""
+    from artent.training.config import TrainConfig
+    from artent.training.loop import train
+
+    root = tmp_path_factory.mktemp("runs")
+    common = dict(
+        model=str(small_tiny),
+        data="synthetic-tulu",
+        steps=20,
+        batch_size=8,
+        seq_len=256,
+        save_steps=[0, 10, 20],
+        eval_every=0,
+        n_synthetic=300,
+        progress=False,
+    )
+    return {
+        "lora": train(
+            TrainConfig(method="lora", rank=4, lr=5e-3, out=str(root / "lora"), **common)
+        ),
+        "mps": train(
+            TrainConfig(method="mps", rank=4, chi=2, lr=5e-3, out=str(root / "mps"), **common)
+        ),
+        "fft": train(TrainConfig(method="fft", lr=1e-3, out=str(root / "fft"), **common)),
+    }

@@ -65,3 +65,23 @@ def write_run_record(out_dir: str | os.PathLike, command: str, config: dict[str,
         Path(out_dir) / "run.json",
         {"command": command, "argv": sys.argv, "config": config, "versions": versions()},
     )
+
+
+def pyplot():
+    """matplotlib's pyplot on the headless Agg backend (no display is ever needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Write a matplotlib figure as a PNG, atomically, and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -11,33 +11,11 @@ import torch
 
 from artent.analysis.nohair import js_divergence_rows
 from artent.cli import main as cli_main
-from artent.training.config import TrainConfig
-from artent.training.loop import train
 
 
 @pytest.fixture(scope="module")
-def runs(small_tiny, tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    common = dict(
-        model=str(small_tiny),
-        data="synthetic-tulu",
-        steps=12,
-        batch_size=8,
-        seq_len=256,
-        save_steps=[0, 12],
-        eval_every=0,
-        n_synthetic=300,
-        progress=False,
-    )
-    return {
-        "lora": train(
-            TrainConfig(method="lora", rank=4, lr=5e-3, out=str(root / "lora"), **common)
-        ),
-        "mps": train(
-            TrainConfig(method="mps", rank=4, chi=2, lr=5e-3, out=str(root / "mps"), **common)
-        ),
-        "fft": train(TrainConfig(method="fft", lr=1e-3, out=str(root / "fft"), **common)),
-    }
+def runs(tiny_runs):
+    return tiny_runs
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +53,7 @@ def test_external_along_training_for_every_method(runs, texts, tmp_path, capsys)
     )
     assert code == 0, capsys.readouterr().err
     s = pd.read_parquet(out / "external_summary.parquet")
-    assert set(s.label) == {"lora", "mps", "fft"} and sorted(s.step.unique()) == [0, 12]
+    assert set(s.label) == {"lora", "mps", "fft"} and sorted(s.step.unique()) == [0, 10, 20]
     assert set(s.encoding) == {"amplitude", "born"}
     # 2 layers x 4 heads per (label, step, encoding)
     assert s.groupby(["label", "step", "encoding"]).size().eq(8).all()

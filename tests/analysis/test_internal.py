@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from math import log
 
 import numpy as np
@@ -50,16 +49,14 @@ def write_lora_adapter(folder, *, layers, shapes, r, alpha, seed=0, zero_b=False
     return tensors
 
 
-def test_llama_8b_shaped_lora_adapter_end_to_end_under_30s(tmp_path, capsys):
+def test_llama_8b_shaped_lora_adapter_end_to_end(tmp_path, capsys):
+    # Its speed (under 30 s on 2 cores) is measured by benchmarks/internal_speed.py, not here.
     shapes = {"q_proj": (4096, 4096), "v_proj": (1024, 4096)}
     tensors = write_lora_adapter(tmp_path / "adapter", layers=32, shapes=shapes, r=16, alpha=32)
-    t0 = time.perf_counter()
     code = cli_main(
         ["internal", "--adapter", str(tmp_path / "adapter"), "--out", str(tmp_path / "out")]
     )
-    elapsed = time.perf_counter() - t0
     assert code == 0, capsys.readouterr().err
-    assert elapsed < 30, f"took {elapsed:.1f} s"
     summary = pd.read_parquet(tmp_path / "out" / "internal_summary.parquet")
     profiles = pd.read_parquet(tmp_path / "out" / "internal.parquet")
     assert len(summary) == 64 and set(summary.module) == {"q_proj", "v_proj"}

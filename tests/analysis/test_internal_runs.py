@@ -8,33 +8,11 @@ import pandas as pd
 import pytest
 
 from artent.cli import main as cli_main
-from artent.training.config import TrainConfig
-from artent.training.loop import train
 
 
 @pytest.fixture(scope="module")
-def runs(small_tiny, tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    common = dict(
-        model=str(small_tiny),
-        data="synthetic-tulu",
-        steps=20,
-        batch_size=8,
-        seq_len=256,
-        save_steps=[0, 10, 20],
-        eval_every=0,
-        n_synthetic=300,
-        progress=False,
-    )
-    return {
-        "lora": train(
-            TrainConfig(method="lora", rank=4, lr=5e-3, out=str(root / "lora"), **common)
-        ),
-        "mps": train(
-            TrainConfig(method="mps", rank=4, chi=2, lr=5e-3, out=str(root / "mps"), **common)
-        ),
-        "fft": train(TrainConfig(method="fft", lr=1e-3, out=str(root / "fft"), **common)),
-    }
+def runs(tiny_runs):
+    return tiny_runs
 
 
 def test_lora_valley_floor_and_fft_shallower_along_training(runs, tmp_path, capsys):

@@ -105,12 +105,9 @@ def run_baseline_study(cfg: BaselineStudyConfig) -> dict:
 
 def plot_baseline_study(result: dict, path: str | Path) -> Path:
     """Internal profiles over their predictions, and random attention profiles (PNG)."""
-    import matplotlib
+    from artent.io import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from artent.io import atomic_path
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     prof = result["profiles"]
@@ -133,7 +130,4 @@ def plot_baseline_study(result: dict, path: str | Path) -> Path:
     ax2.set(xlabel="bond l", ylabel="S_l (nats)", title="random causal attention (amplitude)")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)

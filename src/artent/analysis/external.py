@@ -422,12 +422,9 @@ def plot_external(tables: dict, path_png: str | Path, *, boundary: str = "period
         path_png: output path.
         boundary: Cardy form of the drawn fit (use the run's ``cfg.boundary``).
     """
-    import matplotlib
+    from artent.io import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from artent.io import atomic_path
+    plt = pyplot()
 
     ext = tables["external"].assign(run=lambda f: _run_key(f))
     scal = tables["scaling"].assign(run=lambda f: _run_key(f))
@@ -502,7 +499,4 @@ def plot_external(tables: dict, path_png: str | Path, *, boundary: str = "period
     ax.set(xlabel="ln T", ylabel="row|column S (nats)", title="scaling with length")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(path_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return Path(path_png)
+    return save_figure(fig, path_png)

@@ -186,12 +186,9 @@ def run_internal(sources: Iterable[Source], cfg: InternalConfig, *, progress: bo
 
 def plot_internal(profiles, summary, path: str | Path) -> Path | None:
     """Mean profile per (label, step, module) over its random-matrix baseline (PNG)."""
-    import matplotlib
+    from artent.io import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from artent.io import atomic_path
+    plt = pyplot()
 
     if profiles.empty:
         return None
@@ -215,7 +212,4 @@ def plot_internal(profiles, summary, path: str | Path) -> Path | None:
         )
         ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)

@@ -207,12 +207,9 @@ def run_nohair(specs: list[ModelSpec], texts: list[str], cfg: NoHairConfig):
 
 def plot_nohair(pairs, path: str | Path) -> Path:
     """Internal vs external contrast per pair, and the no-hair ratio (PNG)."""
-    import matplotlib
+    from artent.io import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from artent.io import atomic_path
+    plt = pyplot()
 
     names = [f"{r.model}\nvs {r.reference}" for r in pairs.itertuples()]
     x = np.arange(len(pairs))
@@ -226,7 +223,4 @@ def plot_nohair(pairs, path: str | Path) -> Path:
     ax2.set_xticks(x, names, fontsize=7)
     ax2.set(ylabel="external / internal", title="no-hair ratio (NaN vs base shown as 0)")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
