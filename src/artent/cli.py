@@ -97,7 +97,7 @@ def demo(
 
     try:
         cfg = load_study_config(config, quick=quick or None, seed=seed)
-        report = run_study(out, cfg, log=lambda m: console.print(m, highlight=False))
+        report = run_study(out, cfg, log=lambda m: console.print(m, highlight=False, markup=False))
     except ValueError as e:
         raise UserError(str(e)) from None
     console.print(f"report: {report.resolve()}")
