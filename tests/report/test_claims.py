@@ -25,7 +25,7 @@ def verdicts(study) -> dict:
 def test_every_claim_reproduced_on_a_study_built_to_pass(synthetic_study):
     claims = evaluate_claims(synthetic_study)
     assert list(claims.columns) == CLAIM_COLUMNS
-    assert len(claims) == 11 and claims.claim.is_unique
+    assert len(claims) == 12 and claims.claim.is_unique
     assert claims.reproduced.tolist() == [True] * len(claims), claims[["claim", "measured"]]
     assert claims.evidence.str.match(r"Figure \d \(").all()
     assert (claims.criterion.str.len() > 20).all() and (claims.statement.str.len() > 20).all()
@@ -84,7 +84,12 @@ def test_missing_tables_are_not_measured(study_copy):
         edit(f"external/{rel}.parquet")
     edit("nohair/nohair.parquet")
     ok, claims = verdicts(root)
-    for name in ("attention area law + log", "central charge robust", "no-hair"):
+    for name in (
+        "attention area law + log",
+        "central charge robust",
+        "no-hair",
+        "attention outputs agree",
+    ):
         assert ok[name] is None
         assert claims.loc[name, "measured"].startswith("not measured: ")
     assert (
@@ -96,7 +101,7 @@ def test_missing_tables_are_not_measured(study_copy):
 
 def test_an_empty_study_folder_measures_nothing(tmp_path):
     claims = evaluate_claims(tmp_path)
-    assert claims.reproduced.isna().all() and len(claims) == 11
+    assert claims.reproduced.isna().all() and len(claims) == 12
     assert claims.criterion.str.len().min() > 20  # the criterion is stated even unmeasured
 
 
@@ -185,6 +190,13 @@ def test_large_nohair_ratio_fails(study_copy):
     edit("nohair/nohair.parquet", lambda f: f.assign(nohair_ratio=f.nohair_ratio * 10))
     ok, _ = verdicts(root)
     assert ok["no-hair"] is False
+
+
+def test_dissimilar_attention_outputs_fail_only_their_own_claim(study_copy):
+    root, edit = study_copy
+    edit("nohair/nohair.parquet", lambda f: f.assign(context_cos=0.5))
+    ok, _ = verdicts(root)
+    assert ok["attention outputs agree"] is False and ok["no-hair"] is True
 
 
 def test_rmt_claim_fails_when_a_profile_misses_its_prediction(study_copy):

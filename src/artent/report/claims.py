@@ -301,19 +301,31 @@ def _claim_c_robust(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
     return measured, bool(cv < th.c_cv)
 
 
-def _claim_nohair(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
+def _tuned_pairs(t: StudyTables):
     _need(t, "nohair")
     p = t.nohair
     p = p[(p.model != "base") & (p.reference != "base") & p.nohair_ratio.notna()]
-    p = _rows_or_skip(p, "tuned-vs-tuned pair with an internal contrast")
+    return _rows_or_skip(p, "tuned-vs-tuned pair with an internal contrast")
+
+
+def _claim_nohair(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
+    p = _tuned_pairs(t)
     measured = "; ".join(
         f"{r.model} vs {r.reference}: ratio {_g(r.nohair_ratio)} (internal "
-        f"{_g(r.internal_contrast)}, external {_g(r.external_contrast)} nats), context cos "
-        f"{_g(r.context_cos)}"
+        f"{_g(r.internal_contrast)}, external {_g(r.external_contrast)} nats)"
         for r in p.itertuples()
     )
-    ok = (p.nohair_ratio < th.nohair_ratio).all() and (p.context_cos > th.context_cos).all()
-    return measured, bool(ok)
+    return measured, bool((p.nohair_ratio < th.nohair_ratio).all())
+
+
+def _claim_outputs_agree(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
+    p = _tuned_pairs(t)
+    measured = "; ".join(
+        f"{r.model} vs {r.reference}: context cos {_g(r.context_cos)}, layer-output cos "
+        f"{_g(r.hidden_cos)}, attention JS {_g(r.attention_js)} nats"
+        for r in p.itertuples()
+    )
+    return measured, bool((p.context_cos > th.context_cos).all())
 
 
 def _claim_mps(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
@@ -407,11 +419,18 @@ CLAIMS: tuple[tuple[str, str, str, Callable, str], ...] = (
     ),
     (
         "no-hair",
-        "LoRA and FFT differ internally but not in attention outputs (small external/internal "
-        "contrast).",
-        "every tuned-vs-tuned pair: external / internal contrast < {nohair_ratio:g} and "
-        "attention-output (context) cosine > {context_cos:g}",
+        "LoRA and FFT differ internally far more than in their attention (a small no-hair "
+        "ratio: external / internal contrast).",
+        "every tuned-vs-tuned pair: external / internal contrast < {nohair_ratio:g}",
         _claim_nohair,
+        "nohair",
+    ),
+    (
+        "attention outputs agree",
+        "The internal differences do not manifest in the attention outputs.",
+        "every tuned-vs-tuned pair: cosine of the per-head attention contexts (A V) > "
+        "{context_cos:g}",
+        _claim_outputs_agree,
         "nohair",
     ),
     (
