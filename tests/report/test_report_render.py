@@ -13,9 +13,10 @@ import pytest
 
 from artent.report import build_report
 from artent.report import figures as figures_module
+from artent.report.claims import CLAIMS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-N_CLAIMS = 11
+N_CLAIMS = len(CLAIMS)
 
 
 class Page(HTMLParser):
@@ -99,7 +100,8 @@ def test_missing_tables_show_as_not_measured_and_not_drawn(study_copy, tmp_path)
     assert out == tmp_path / "elsewhere" / "page.html" and not (root / "report.html").exists()
     page = Page(out.read_text())
     check_self_contained(page)
-    assert page.cells["claims"].count("not measured") == 3
+    # area law, central charge (external tables), no-hair ratio, attention outputs (no-hair table)
+    assert page.cells["claims"].count("not measured") == 4
     assert len(page.imgs()) == len(figures_module.FIGURES) - 3
     assert out.read_text().count("not drawn: the tables it needs are missing") == 3
 
