@@ -1,0 +1,189 @@
+"""Commands that make things: profile, train, pretrain, demo, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from artent.cli.app import Opt, UserError, app, console
+
+
+@app.command()
+def profile(
+    path: Annotated[Path, typer.Argument(help="a .safetensors file")],
+    tensor: Annotated[
+        list[str] | None, typer.Option("--tensor", "-t", help="tensor name(s); default: all 2-D")
+    ] = None,
+    renyi: Annotated[float, typer.Option(help="Renyi index (1 = von Neumann)")] = 1.0,
+    base: Annotated[str, typer.Option(help="'e' (nats) or '2' (bits)")] = "e",
+    order: Annotated[str, typer.Option(help="sequential | interleaved")] = "sequential",
+    out: Annotated[Path | None, typer.Option(help="write the profiles to this .parquet")] = None,
+) -> None:
+    """Entanglement profile of 2-D tensors in a safetensors file."""
+    import pandas as pd
+    from safetensors import SafetensorError, safe_open
+
+    from artent.entanglement import entanglement_profile
+    from artent.io import write_parquet
+
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    base_arg: str | int = 2 if base == "2" else base
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            names = list(f.keys())
+            wanted = tensor or [n for n in names if len(f.get_slice(n).get_shape()) == 2]
+            missing = [n for n in wanted if n not in names]
+            if missing:
+                raise UserError(f"{path}: no tensor named {missing[0]!r}")
+            if not wanted:
+                raise UserError(f"{path}: holds no 2-D tensor")
+            rows = []
+            for name in wanted:
+                try:
+                    prof = entanglement_profile(
+                        f.get_tensor(name), renyi=renyi, base=base_arg, order=order
+                    )
+                except ValueError as e:
+                    raise UserError(f"{path}: tensor {name!r}: {e}") from None
+                rows += [dict(tensor=name, bond=l, entropy=s) for l, s in enumerate(prof, 1)]
+    except SafetensorError as e:
+        raise UserError(f"{path}: not a readable safetensors file ({e})") from None
+    frame = pd.DataFrame(rows)
+    table = Table("tensor", "bonds", "max S", "profile")
+    for name, g in frame.groupby("tensor", sort=False):
+        table.add_row(
+            name, str(len(g)), f"{g.entropy.max():.4f}", " ".join(f"{s:.2f}" for s in g.entropy)
+        )
+    console.print(table)
+    if out is not None:
+        write_parquet(out, frame)
+        console.print(f"wrote {out}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="study folder")] = Path("runs/demo"),
+    quick: Annotated[
+        bool, typer.Option("--quick", help="smallest study showing each effect")
+    ] = False,
+    config: Annotated[
+        Path | None, typer.Option(help="study config (JSON/YAML), e.g. paper scale")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of every run")] = None,
+) -> None:
+    """The paper end to end, offline: pretrain, fine-tune, analyse, report (report.html)."""
+    from artent.study import load_study_config, run_study
+
+    try:
+        cfg = load_study_config(config, quick=quick or None, seed=seed)
+        report = run_study(out, cfg, log=lambda m: console.print(m, highlight=False, markup=False))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    console.print(f"report: {report.resolve()}")
+
+
+@app.command()
+def report(
+    study: Annotated[Path, typer.Argument(help="a study folder written by artent demo")],
+) -> None:
+    """(Re)write a study's report.html from its tables."""
+    from artent.report import build_report
+
+    if not (study / "study.json").is_file():
+        raise UserError(f"{study}: not a study folder (no study.json)")
+    try:
+        console.print(f"report: {build_report(study).resolve()}")
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+@app.command()
+def train(
+    method: Annotated[str | None, Opt(help="fft | lora | mps")] = None,
+    model: Annotated[str | None, Opt(help="'tiny', a local folder, or a hub name")] = None,
+    data: Annotated[
+        str | None, Opt(help="synthetic-tulu | synthetic-openthoughts | file/folder | hub name")
+    ] = None,
+    out: Annotated[str | None, Opt(help="run folder")] = None,
+    config: Annotated[Path | None, Opt(help="JSON or YAML file of the same options")] = None,
+    rank: Annotated[int | None, Opt(help="LoRA / MPS rank r")] = None,
+    alpha: Annotated[float | None, Opt(help="LoRA / MPS alpha (scale alpha / r)")] = None,
+    chi: Annotated[int | None, Opt(help="MPS bond dimension")] = None,
+    n1: Annotated[int | None, Opt(help="MPS input split n = n1 * n2")] = None,
+    dropout: Annotated[float | None, Opt(help="adapter dropout")] = None,
+    rslora: Annotated[
+        bool | None, Opt("--rslora/--no-rslora", help="rank-stabilised scale")
+    ] = None,
+    lr: Annotated[float | None, Opt(help="peak learning rate")] = None,
+    warmup_steps: Annotated[int | None, Opt(help="linear warm-up steps")] = None,
+    schedule: Annotated[str | None, Opt(help="constant | cosine (after warm-up)")] = None,
+    steps: Annotated[int | None, Opt(help="optimiser steps")] = None,
+    batch_size: Annotated[int | None, Opt(help="sequences per step")] = None,
+    seq_len: Annotated[int | None, Opt(help="tokens per sequence")] = None,
+    packing: Annotated[bool | None, Opt("--packing/--padding", help="pack or pad")] = None,
+    seed: Annotated[int | None, Opt(help="seed")] = None,
+    targets: Annotated[str | None, Opt(help="modules to adapt, e.g. q_proj,v_proj")] = None,
+    save_steps: Annotated[str | None, Opt(help="checkpoint steps, e.g. 0,25,50")] = None,
+    eval_every: Annotated[int | None, Opt(help="held-out evaluation period")] = None,
+    limit: Annotated[int | None, Opt(help="read at most this many conversations")] = None,
+    allow_remote_code: Annotated[
+        bool, Opt("--allow-remote-code", help="let transformers run the model's own code")
+    ] = False,
+    force: Annotated[bool, Opt("--force", help="redo a finished run")] = False,
+) -> None:
+    """Fine-tune by FFT, LoRA or MPS adaptation; checkpoints, losses, config in the run folder."""
+    from artent.data.formats import DataError
+    from artent.training.config import make_config
+    from artent.training.loop import RunFinished
+    from artent.training.loop import train as run_training
+
+    opts = dict(
+        method=method,
+        model=model,
+        data=data,
+        out=out,
+        rank=rank,
+        alpha=alpha,
+        chi=chi,
+        n1=n1,
+        dropout=dropout,
+        rslora=rslora,
+        lr=lr,
+        warmup_steps=warmup_steps,
+        schedule=schedule,
+        steps=steps,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        packing=packing,
+        seed=seed,
+        targets=targets,
+        save_steps=save_steps,
+        eval_every=eval_every,
+        limit=limit,
+        allow_remote_code=allow_remote_code or None,
+    )
+    try:
+        cfg = make_config(config, **opts)
+        folder = run_training(cfg, force=force)
+    except RunFinished as e:
+        console.print(f"{e} holds this run, finished; nothing to do (--force redoes it)")
+        return
+    except (ValueError, DataError) as e:
+        raise UserError(str(e)) from None
+    console.print(f"run folder: {folder}")
+
+
+@app.command()
+def pretrain(
+    cache: Annotated[
+        Path | None, Opt(help="cache root (default $ARTENT_CACHE or ~/.cache/artent)")
+    ] = None,
+) -> None:
+    """Pretrain the offline tiny LLaMA and its tokenizer (once; cached)."""
+    from artent.models.tiny import ensure_tiny_model
+
+    console.print(f"tiny model: {ensure_tiny_model(cache)}")
