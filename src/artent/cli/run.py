@@ -187,3 +187,21 @@ def pretrain(
     from artent.models.tiny import ensure_tiny_model
 
     console.print(f"tiny model: {ensure_tiny_model(cache)}")
+
+
+@app.command()
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="YAML or JSON: base, grid, internal")],
+    out: Annotated[Path, Opt(help="sweep folder")],
+    ray: Annotated[str | None, Opt(help="Ray address, or 'local' to start one here")] = None,
+    workers: Annotated[int, Opt(help="local processes / local Ray CPUs")] = 1,
+) -> None:
+    """A grid of training runs, each analysed; one table in OUT/sweep.parquet."""
+    from artent.sweep import load_sweep_spec, run_sweep
+
+    try:
+        table = run_sweep(load_sweep_spec(spec), out, ray=ray, workers=workers)
+    except (ValueError, ImportError) as e:
+        raise UserError(str(e)) from None
+    ok = int((table.status == "ok").sum())
+    console.print(f"{ok}/{len(table)} points ok: {out / 'sweep.parquet'}")

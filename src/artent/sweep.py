@@ -1,0 +1,338 @@
+"""Grids of fine-tuning runs, each followed by its internal analysis; locally or on Ray.
+
+Sweep folder::
+
+    DIR/sweep.json                 the spec, the expanded points, versions
+    DIR/points/<name>/             one artent training run per point (resumes on its own)
+    DIR/points/<name>/row.json     the point's result row, written last: a point with an ``ok``
+                                   row is skipped on a rerun; a failed point is retried
+    DIR/sweep.parquet              one row per point (options, status, error, losses, valley means)
+
+Points run one at a time by default, in a process pool with ``workers > 1``, or as Ray tasks
+(``ray="local"`` starts Ray on this machine; any other value is a cluster address, whose workers
+must see ``DIR`` and the data at the same paths). Ray is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from artent.io import versions, write_json, write_parquet
+
+# Set per point by the sweep itself, so never a sweep option.
+_RESERVED = {"out", "progress"}
+SUMMARY_METRICS = ("center_entropy", "valley_depth", "volume_slope")
+RAY_MISSING = "Ray is not installed: pip install 'artent[ray]'"
+
+
+def _train_fields() -> set[str]:
+    from artent.training.config import TrainConfig
+
+    return {f.name for f in dataclasses.fields(TrainConfig)} - _RESERVED
+
+
+@dataclass
+class SweepSpec:
+    """A grid of training runs.
+
+    Args:
+        base: TrainConfig options shared by every point (``out`` and ``progress`` excluded).
+        grid: option -> list of values; the points are the Cartesian product, in the order the
+            options and values are given.
+        internal: InternalConfig options of the analysis of each point's final checkpoint
+            (``modules`` defaults to the point's ``targets`` for LoRA/MPS).
+    """
+
+    base: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list] = field(default_factory=dict)
+    internal: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.base = {k.replace("-", "_"): v for k, v in (self.base or {}).items()}
+        self.grid = {k.replace("-", "_"): v for k, v in (self.grid or {}).items()}
+        known = _train_fields()
+        for where, opts in (("base", self.base), ("grid", self.grid)):
+            for name in opts:
+                if name not in known:
+                    raise ValueError(f"sweep {where}: unknown option {name!r}")
+        for name, values in self.grid.items():
+            if not isinstance(values, list | tuple):
+                raise ValueError(f"sweep grid: option {name!r} must be a list of values")
+            if not values:
+                raise ValueError(f"sweep grid: option {name!r} has an empty list of values")
+        both = sorted(set(self.base) & set(self.grid))
+        if both:
+            raise ValueError(f"sweep: option {both[0]!r} is in both base and grid")
+        from artent.analysis.internal import InternalConfig
+
+        internal_known = {f.name for f in dataclasses.fields(InternalConfig)}
+        bad = sorted(set(self.internal) - internal_known)
+        if bad:
+            raise ValueError(f"sweep internal: unknown option {bad[0]!r}")
+
+
+def load_sweep_spec(path: str | Path) -> SweepSpec:
+    """Read a spec from YAML (``.yaml``/``.yml``) or JSON: keys ``base``, ``grid``, ``internal``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"sweep spec {path}: no such file")
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(path.read_text())
+        else:
+            data = json.loads(path.read_text())
+    except Exception as e:  # noqa: BLE001 - any parse error is the file's fault
+        raise ValueError(f"sweep spec {path}: cannot parse ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"sweep spec {path}: expected a mapping with base and grid")
+    extra = sorted(set(data) - {"base", "grid", "internal"})
+    if extra:
+        raise ValueError(f"sweep spec {path}: unknown key {extra[0]!r} (base, grid, internal)")
+    try:
+        return SweepSpec(data.get("base") or {}, data.get("grid") or {}, data.get("internal") or {})
+    except ValueError as e:
+        raise ValueError(f"sweep spec {path}: {e}") from None
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "+".join(_label(v) for v in value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _folder_name(name: str) -> str:
+    # Data paths and the like may hold '/' or spaces: keep point folders one level, portable.
+    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", name)
+
+
+def expand(spec: SweepSpec) -> list[dict[str, Any]]:
+    """The points of ``spec``: dicts of TrainConfig options plus a stable ``name``.
+
+    The order is the Cartesian product of the grid in the order given (last option fastest).
+    Each point's options are validated by TrainConfig here, so a bad value fails the sweep
+    before anything runs (errors that need the model or data fail only their point).
+
+    Raises:
+        ValueError: a point whose options TrainConfig rejects (the message names the point).
+    """
+    from artent.training.config import TrainConfig
+
+    keys = list(spec.grid)
+    points, seen = [], set()
+    for values in itertools.product(*(spec.grid[k] for k in keys)):
+        chosen = dict(zip(keys, values, strict=True))
+        name = ",".join(f"{k}={_label(v)}" for k, v in chosen.items()) or "base"
+        if _folder_name(name) in seen:
+            raise ValueError(f"sweep grid: two points share the name {name!r}")
+        seen.add(_folder_name(name))
+        options = {**spec.base, **chosen}
+        try:
+            TrainConfig(**options)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"sweep point {name}: {e}") from None
+        points.append({"name": name, **options})
+    return points
+
+
+def _row_base(point: dict[str, Any], grid_keys: list[str]) -> dict[str, Any]:
+    return {
+        "name": point["name"],
+        **{k: _label(point[k]) if isinstance(point[k], list) else point[k] for k in grid_keys},
+    }
+
+
+def _final_losses(run: Path) -> tuple[float, float]:
+    import pandas as pd
+
+    losses = pd.read_parquet(run / "losses.parquet")
+    out = []
+    for split in ("train", "heldout"):
+        sub = losses[losses.split == split].sort_values("step")
+        out.append(float(sub.loss.iloc[-1]) if len(sub) else float("nan"))
+    return out[0], out[1]
+
+
+def _internal_means(run: Path, point: dict[str, Any], internal: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    from artent.analysis.internal import InternalConfig, run_internal, sources_from_run
+
+    opts = dict(internal)
+    if "modules" not in opts and point.get("method", "lora") != "fft" and point.get("targets"):
+        opts["modules"] = point["targets"]
+    final = sources_from_run(run)[-1:]
+    _, summary = run_internal(final, InternalConfig(**opts), progress=False)
+    write_parquet(run / "internal_summary.parquet", summary)
+    ok = summary[summary.status == "ok"]
+    means = {m: float(np.nanmean(ok[m])) if len(ok) else float("nan") for m in SUMMARY_METRICS}
+    bounds = ok.within_bound.dropna()
+    means["within_bound_all"] = bool(bounds.all()) if len(bounds) else None
+    return means
+
+
+def run_point(
+    point: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    grid_keys: list[str] | None = None,
+    internal: dict[str, Any] | None = None,
+    single_thread: bool = False,
+) -> dict[str, Any]:
+    """Train one point into ``out_dir/points/<name>``, analyse its final checkpoint, return its row.
+
+    Never raises for a failing point: the row then has ``status="failed"`` and the exception's
+    first line in ``error``. An ``ok`` row already on disk is returned as is (``reused=True``).
+
+    Args:
+        point: one entry of :func:`expand` (``name`` plus TrainConfig options).
+        out_dir: the sweep folder.
+        grid_keys: options copied into the row (default: every option of the point).
+        internal: InternalConfig options for the analysis.
+        single_thread: ``torch.set_num_threads(1)``, for workers sharing the machine's cores.
+    """
+    run = Path(out_dir) / "points" / _folder_name(point["name"])
+    keys = grid_keys if grid_keys is not None else [k for k in point if k != "name"]
+    record = run / "row.json"
+    if record.is_file():
+        row = json.loads(record.read_text())
+        if row.get("status") == "ok":
+            return {**row, "reused": True}
+    row = {
+        **_row_base(point, keys),
+        "status": "ok",
+        "error": None,
+        "train_loss": float("nan"),
+        "heldout_loss": float("nan"),
+        **{m: float("nan") for m in SUMMARY_METRICS},
+        "within_bound_all": None,
+        "wall_s": float("nan"),
+        "run": str(run),
+    }
+    t0 = time.perf_counter()
+    try:
+        if single_thread:
+            import torch
+
+            torch.set_num_threads(1)
+        from artent.training.config import TrainConfig
+        from artent.training.loop import RunFinished, train
+
+        options = {k: v for k, v in point.items() if k != "name"}
+        cfg = TrainConfig(**options, out=str(run), progress=False)
+        try:
+            train(cfg)
+        except RunFinished:
+            pass  # trained before the analysis was interrupted: only analyse
+        row["train_loss"], row["heldout_loss"] = _final_losses(run)
+        row.update(_internal_means(run, point, internal or {}))
+    except Exception as e:  # noqa: BLE001 - one failing point must not stop the sweep
+        lines = str(e).strip().splitlines()
+        row.update(status="failed", error=f"{type(e).__name__}: {lines[0] if lines else ''}")
+    row["wall_s"] = time.perf_counter() - t0
+    write_json(record, row)
+    return {**row, "reused": False}
+
+
+def _prepare_shared(points: list[dict[str, Any]]) -> None:
+    """Make the cached tiny model and synthetic data once, before workers would race for them."""
+    from artent.training.config import TrainConfig
+    from artent.training.loop import resolve_data
+
+    done = set()
+    for p in points:
+        cfg = TrainConfig(**{k: v for k, v in p.items() if k != "name"}, progress=False)
+        if cfg.model == "tiny" and "tiny" not in done:
+            from artent.models.tiny import ensure_tiny_model
+
+            ensure_tiny_model(progress=False)
+            done.add("tiny")
+        key = (cfg.data, cfg.n_synthetic)
+        if key not in done:
+            try:
+                resolve_data(cfg)
+            except Exception:  # noqa: BLE001 - a bad data set fails its points, not the sweep
+                pass
+            done.add(key)
+
+
+def _run_ray(points, out, kwargs, address: str, workers: int) -> list[dict]:
+    try:
+        import ray
+    except ImportError:
+        raise ImportError(RAY_MISSING) from None
+    started = False
+    if not ray.is_initialized():
+        if address == "local":
+            env = {k: os.environ[k] for k in ("ARTENT_CACHE",) if k in os.environ}
+            ray.init(
+                num_cpus=workers if workers > 1 else os.cpu_count(),
+                include_dashboard=False,
+                runtime_env={"env_vars": env} if env else None,
+                log_to_driver=False,
+            )
+        else:
+            ray.init(address=address)
+        started = True
+    try:
+        task = ray.remote(num_cpus=1)(run_point)
+        refs = [task.remote(p, str(out), **kwargs, single_thread=True) for p in points]
+        return ray.get(refs)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def run_sweep(spec: SweepSpec, out: str | Path, *, ray: str | None = None, workers: int = 1) -> Any:
+    """Run every point of ``spec`` (skipping finished ones) and write ``out/sweep.parquet``.
+
+    Args:
+        spec: the grid.
+        out: the sweep folder (created).
+        ray: ``None`` (local), ``"local"`` (start Ray here) or a Ray cluster address.
+        workers: local processes (``1``: one point after another in this process), or the CPUs
+            given to a local Ray (``1``: all cores).
+
+    Returns:
+        The result table (pandas DataFrame), one row per point in :func:`expand` order.
+    """
+    import pandas as pd
+
+    if workers < 1:
+        raise ValueError(f"option workers must be >= 1, got {workers}")
+    points = expand(spec)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(
+        out / "sweep.json",
+        {"spec": dataclasses.asdict(spec), "points": points, "versions": versions()},
+    )
+    kwargs = dict(grid_keys=list(spec.grid), internal=spec.internal)
+    if ray is None or ray == "local":
+        _prepare_shared(points)
+    if ray is not None:
+        rows = _run_ray(points, out, kwargs, ray, workers)
+    elif workers == 1:
+        rows = [run_point(p, out, **kwargs) for p in points]
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: forking a process that has started torch's thread pools can hang.
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = [
+                pool.submit(run_point, p, str(out), **kwargs, single_thread=True) for p in points
+            ]
+            rows = [f.result() for f in futures]
+    table = pd.DataFrame(rows)
+    write_parquet(out / "sweep.parquet", table)
+    return table
