@@ -27,6 +27,7 @@ import numpy as np
 from artent.io import atomic_path, versions, write_json, write_parquet
 from artent.models.loading import load_base
 from artent.training.config import TrainConfig
+from artent.training.distributed import SINGLE_PROCESS, detect_processes
 from artent.training.methods import (
     attach_method,
     load_checkpoint_weights,
@@ -72,8 +73,12 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def heldout_loss(model, data, cfg: TrainConfig) -> float:
-    """Mean token loss on the held-out split (first ``eval_batches`` batches; 0 = all)."""
+def heldout_loss(model, data, cfg: TrainConfig, procs=SINGLE_PROCESS) -> float:
+    """Mean token loss on the held-out split (first ``eval_batches`` batches; 0 = all).
+
+    Under several processes each takes its share of every batch; losses and token counts are
+    summed over processes, so the mean is the same as one process computes.
+    """
     import torch
 
     model.eval()
@@ -82,15 +87,25 @@ def heldout_loss(model, data, cfg: TrainConfig) -> float:
     total, count = 0.0, 0
     with torch.no_grad():
         for start in range(0, stop, cfg.batch_size):
-            sl = slice(start, min(start + cfg.batch_size, stop))
+            mine = procs.share(min(start + cfg.batch_size, stop) - start)
+            sl = slice(start + mine.start, start + mine.stop)
             labels = data.labels[sl]
             tokens = int((labels[:, 1:] != -100).sum())
+            if tokens == 0 and procs.num_processes > 1:
+                continue  # an empty (or loss-free) share adds nothing to either sum
             out = model(
-                input_ids=data.input_ids[sl], attention_mask=data.attention_mask[sl], labels=labels
+                **procs.to_device(
+                    dict(
+                        input_ids=data.input_ids[sl],
+                        attention_mask=data.attention_mask[sl],
+                        labels=labels,
+                    )
+                )
             )
             total += float(out.loss) * tokens
             count += tokens
     model.train()
+    total, count = procs.sum_across(total, count)
     return total / max(count, 1)
 
 
@@ -119,7 +134,7 @@ def prepare(cfg: TrainConfig):
     return model, tokenizer, train, held
 
 
-def _check_folder(out: Path, cfg: TrainConfig, force: bool) -> None:
+def _check_folder(out: Path, cfg: TrainConfig, force: bool, procs=SINGLE_PROCESS) -> None:
     record = out / "run.json"
     if not record.is_file():
         if out.exists() and any(out.iterdir()):
@@ -136,7 +151,10 @@ def _check_folder(out: Path, cfg: TrainConfig, force: bool) -> None:
     if (out / "DONE").is_file():
         if not force:
             raise RunFinished(str(out))
-        shutil.rmtree(out)
+        procs.barrier()  # every process has read the old run before the main one removes it
+        if procs.is_main:
+            shutil.rmtree(out)
+        procs.barrier()
 
 
 def _latest_checkpoint(out: Path) -> Path | None:
@@ -156,8 +174,16 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
     from tqdm.auto import tqdm
 
     out = Path(cfg.out)
-    _check_folder(out, cfg, force)
-    model, tokenizer, train_data, held_data = prepare(cfg)
+    # --- several processes (accelerate launch): see artent.training.distributed -------------
+    procs = detect_processes()  # SingleProcess (no-ops) unless launched with WORLD_SIZE > 1
+    if cfg.batch_size < procs.num_processes:
+        raise ValueError(
+            f"option batch_size={cfg.batch_size} is smaller than the {procs.num_processes} "
+            "processes that share each batch"
+        )
+    _check_folder(out, cfg, force, procs)
+    with procs.main_process_first():  # the main process fills the data and model caches first
+        model, tokenizer, train_data, held_data = prepare(cfg)
 
     torch.manual_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -176,14 +202,15 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
             for r in pd.read_parquet(out / "losses.parquet").to_dict("records")
             if r["step"] <= start
         ]
-    else:
+    elif procs.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(
-            out / "run.json",
-            {"command": "train", "config": cfg.to_dict(), "versions": versions(), "resumed_at": []},
-        )
+        record = {"command": "train", "config": cfg.to_dict(), "versions": versions()}
+        record["resumed_at"] = []
+        if procs.num_processes > 1:
+            record["processes"] = procs.num_processes  # provenance; absent for a single process
+        write_json(out / "run.json", record)
         tokenizer.save_pretrained(out / "tokenizer")
-    if resume_from is not None:
+    if resume_from is not None and procs.is_main:
         record = json.loads((out / "run.json").read_text())
         record["resumed_at"].append(start)
         write_json(out / "run.json", record)
@@ -198,11 +225,11 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
                 dict(
                     step=step,
                     split="heldout",
-                    loss=heldout_loss(model, held_data, cfg),
+                    loss=heldout_loss(model, held_data, cfg, procs),
                     lr=lr_at(cfg, max(step - 1, 0)),
                 )
             )
-        if step in cfg.save_steps or step == cfg.steps:
+        if (step in cfg.save_steps or step == cfg.steps) and procs.is_main:
             folder = out / "checkpoints" / f"step-{step:06d}"
             tmp = folder.with_name(folder.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
@@ -222,14 +249,16 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
                     older.unlink()  # only the latest checkpoint needs to resume from
             write_parquet(out / "losses.parquet", pd.DataFrame(log))
 
-    model.train()
+    # the model that trains (DDP-wrapped under several processes); `model` stays the plain one
+    train_model, optimizer = procs.prepare(model, optimizer)
+    train_model.train()
     if start == 0:
         evaluate_and_save(0)
     bar = tqdm(
         range(start, cfg.steps),
         initial=start,
         total=cfg.steps,
-        disable=not cfg.progress,
+        disable=not (cfg.progress and procs.is_main),
         desc=f"{cfg.method} {Path(cfg.out).name}",
         dynamic_ncols=True,
     )
@@ -240,21 +269,28 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
         rows = torch.from_numpy(
             batch_indices(len(train_data.input_ids), cfg.batch_size, step, cfg.seed)
         )
-        loss = model(
-            input_ids=train_data.input_ids[rows],
-            attention_mask=train_data.attention_mask[rows],
-            labels=train_data.labels[rows],
+        mine = rows[procs.share(len(rows))]  # this process's share (all rows when alone)
+        loss = train_model(
+            **procs.to_device(
+                dict(
+                    input_ids=train_data.input_ids[mine],
+                    attention_mask=train_data.attention_mask[mine],
+                    labels=train_data.labels[mine],
+                )
+            )
         ).loss
-        loss.backward()
+        # scaled so the gradient averaged over processes is the whole batch's; logged: batch mean
+        loss, batch_loss = procs.global_mean_loss(loss, train_data.labels[mine])
+        procs.backward(loss)
         if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            procs.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         log.append(
             dict(
                 step=step + 1,
                 split="train",
-                loss=loss.item(),
+                loss=batch_loss.item(),
                 lr=lr_at(cfg, step),
                 tokens=int(train_data.attention_mask[rows].sum()),
                 wall_s=time.perf_counter() - t_loop,
@@ -262,6 +298,8 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
         )
         bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
         evaluate_and_save(step + 1)
-    with atomic_path(out / "DONE") as tmp:
-        tmp.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+    if procs.is_main:
+        with atomic_path(out / "DONE") as tmp:
+            tmp.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+    procs.barrier()
     return out
