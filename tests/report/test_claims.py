@@ -25,7 +25,7 @@ def verdicts(study) -> dict:
 def test_every_claim_reproduced_on_a_study_built_to_pass(synthetic_study):
     claims = evaluate_claims(synthetic_study)
     assert list(claims.columns) == CLAIM_COLUMNS
-    assert len(claims) == 12 and claims.claim.is_unique
+    assert len(claims) == 13 and claims.claim.is_unique
     assert claims.reproduced.tolist() == [True] * len(claims), claims[["claim", "measured"]]
     assert claims.evidence.str.match(r"Figure \d \(").all()
     assert (claims.criterion.str.len() > 20).all() and (claims.statement.str.len() > 20).all()
@@ -101,7 +101,7 @@ def test_missing_tables_are_not_measured(study_copy):
 
 def test_an_empty_study_folder_measures_nothing(tmp_path):
     claims = evaluate_claims(tmp_path)
-    assert claims.reproduced.isna().all() and len(claims) == 12
+    assert claims.reproduced.isna().all() and len(claims) == 13
     assert claims.criterion.str.len().min() > 20  # the criterion is stated even unmeasured
 
 
@@ -197,6 +197,15 @@ def test_dissimilar_attention_outputs_fail_only_their_own_claim(study_copy):
     edit("nohair/nohair.parquet", lambda f: f.assign(context_cos=0.5))
     ok, _ = verdicts(root)
     assert ok["attention outputs agree"] is False and ok["no-hair"] is True
+
+
+def test_volume_like_growth_with_T_fails_the_log_scaling_claim(study_copy):
+    root, edit = study_copy
+    # cut entropy proportional to T (a volume law) instead of to ln T
+    edit("external/scaling.parquet", lambda f: f.assign(cut_entropy=0.05 * f["T"]))
+    ok, claims = verdicts(root)
+    assert ok["attention entropy grows as ln T"] is False
+    assert "linear in T: R^2 1" in claims.loc["attention entropy grows as ln T", "measured"]
 
 
 def test_rmt_claim_fails_when_a_profile_misses_its_prediction(study_copy):

@@ -100,8 +100,8 @@ def test_missing_tables_show_as_not_measured_and_not_drawn(study_copy, tmp_path)
     assert out == tmp_path / "elsewhere" / "page.html" and not (root / "report.html").exists()
     page = Page(out.read_text())
     check_self_contained(page)
-    # area law, central charge (external tables), no-hair ratio, attention outputs (no-hair table)
-    assert page.cells["claims"].count("not measured") == 4
+    # area law, ln T scaling, central charge (external tables); no-hair, outputs (no-hair table)
+    assert page.cells["claims"].count("not measured") == 5
     assert len(page.imgs()) == len(figures_module.FIGURES) - 3
     assert out.read_text().count("not drawn: the tables it needs are missing") == 3
 

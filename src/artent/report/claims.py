@@ -55,6 +55,8 @@ class ClaimThresholds:
         context_cos: smallest cosine allowed between two tuned models' attention outputs.
         valley_k: half-width of the valley window the internal analysis excluded from its
             volume fit (``InternalConfig.k``); the random-matrix slope is fitted the same way.
+        log_scaling_r2: R^2 the fit of the cut entropy linear in ``ln T`` must reach (it must
+            also beat the fit linear in ``T`` by AIC).
     """
 
     volume_fraction: float = 0.5
@@ -67,6 +69,7 @@ class ClaimThresholds:
     nohair_ratio: float = 0.2
     context_cos: float = 0.9
     valley_k: int = 2
+    log_scaling_r2: float = 0.95
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -282,6 +285,33 @@ def _claim_area_law(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
     return measured, bool(frac > th.area_fraction and r2 > th.r2_min)
 
 
+def _claim_log_scaling(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
+    _need(t, "scaling")
+    s = t.scaling[t.scaling.encoding == "amplitude"]
+    mean = _rows_or_skip(s, "amplitude scaling row").groupby("T").cut_entropy.mean().sort_index()
+    if len(mean) < 3:
+        raise NotMeasured(f"only {len(mean)} sequence length(s) in external/scaling.parquet")
+    T = mean.index.to_numpy(dtype=float)
+    y = mean.to_numpy(dtype=float)
+
+    def fit(x):  # least squares y = a x + b: slope, R^2, AIC (2 parameters)
+        A = np.column_stack([x, np.ones_like(x)])
+        coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+        rss = float(((A @ coef - y) ** 2).sum())
+        tss = float(((y - y.mean()) ** 2).sum())
+        aic = len(y) * np.log(max(rss / len(y), 1e-300)) + 4
+        return float(coef[0]), 1 - rss / tss if tss else 1.0, aic
+
+    (k_log, r2_log, aic_log), (_, r2_lin, aic_lin) = fit(np.log(T)), fit(T)
+    measured = (
+        "cut entropy (mean over runs, steps, layers, heads) at T = "
+        + ", ".join(f"{int(a)}: {_g(b)}" for a, b in zip(T, y, strict=True))
+        + f"; linear in ln T: slope {_g(k_log)} (c_eff = 3 x slope = {_g(3 * k_log)}), "
+        f"R^2 {_g(r2_log)}, AIC {_g(aic_log)}; linear in T: R^2 {_g(r2_lin)}, AIC {_g(aic_lin)}"
+    )
+    return measured, bool(aic_log < aic_lin and r2_log > th.log_scaling_r2)
+
+
 def _claim_c_robust(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
     s = _attention(t)
     step = s.step.astype(float).fillna(-1)
@@ -406,6 +436,15 @@ CLAIMS: tuple[tuple[str, str, str, Callable, str], ...] = (
         "area+log beats the volume law (AIC) in > {area_fraction:.0%} of fits and mean R^2 > "
         "{r2_min:g} (amplitude encoding, sequential order, every run and step)",
         _claim_area_law,
+        "attention",
+    ),
+    (
+        "attention entropy grows as ln T",
+        "The attention entanglement across the row|column cut grows logarithmically with the "
+        "sequence length T (area law with a logarithmic correction), not linearly (volume law).",
+        "mean cut entropy against T (amplitude): the fit linear in ln T beats the fit linear in T "
+        "by AIC and has R^2 > {log_scaling_r2:g}",
+        _claim_log_scaling,
         "attention",
     ),
     (
