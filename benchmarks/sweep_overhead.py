@@ -18,20 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from artent.study import QUICK_TINY  # the package's small tiny preset (artent demo --quick)
 from artent.sweep import SweepSpec, run_sweep
-
-SMALL_TINY = dict(
-    steps=60,
-    n_documents=1200,
-    hidden_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    intermediate_size=128,
-    vocab_size=512,
-    batch_size=8,
-    seq_len=128,
-)
 
 
 def timed(spec: SweepSpec, out: Path, **kwargs) -> float:
@@ -57,7 +45,7 @@ def main() -> None:
         if model is None:
             from artent.models.tiny import pretrain_tiny
 
-            model = str(pretrain_tiny(root / "model", progress=False, **SMALL_TINY))
+            model = str(pretrain_tiny(root / "model", progress=False, **QUICK_TINY))
         spec = SweepSpec(
             base=dict(
                 method="lora",

@@ -85,3 +85,33 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def read_mapping(
+    path: str | os.PathLike, what: str, expected: str, *, allow_empty: bool = False
+) -> dict[str, Any]:
+    """A JSON or YAML (``.yaml``/``.yml``) file holding a mapping, or a one-line ValueError.
+
+    Args:
+        path: the file.
+        what: how errors name the file (``"config file"``, ``"sweep spec"``).
+        expected: what the top level must be, for the error (``"a mapping of options"``).
+        allow_empty: an empty YAML file reads as ``{}`` instead of an error.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{what} {path}: no such file")
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(path.read_text())
+        else:
+            data = json.loads(path.read_text())
+    except Exception as e:  # noqa: BLE001 - any parse error is the file's fault
+        raise ValueError(f"{what} {path}: cannot parse ({str(e).splitlines()[0]})") from None
+    if data is None and allow_empty:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} {path}: expected {expected}")
+    return data

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from artent.io import versions, write_json, write_parquet
+from artent.io import read_mapping, versions, write_json, write_parquet
 
 # Smaller tiny base for --quick: each effect still shows, the pretrain takes seconds.
 QUICK_TINY = dict(
@@ -311,19 +311,7 @@ def load_study_config(path: str | Path | None, **overrides) -> StudyConfig:
     data: dict = {}
     if path:
         p = Path(path)
-        if not p.is_file():
-            raise ValueError(f"config file {p}: no such file")
-        try:
-            if p.suffix in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(p.read_text()) or {}
-            else:
-                data = json.loads(p.read_text())
-        except Exception as e:  # noqa: BLE001 - any parse error is the file's fault
-            raise ValueError(f"config file {p}: cannot parse ({str(e).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"config file {p}: expected a mapping of study options")
+        data = read_mapping(p, "config file", "a mapping of study options", allow_empty=True)
         known = {f.name for f in dataclasses.fields(StudyConfig)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artent.io import versions, write_json, write_parquet
+from artent.io import read_mapping, versions, write_json, write_parquet
 
 # Set per point by the sweep itself, so never a sweep option.
 _RESERVED = {"out", "progress"}
@@ -82,19 +82,7 @@ class SweepSpec:
 def load_sweep_spec(path: str | Path) -> SweepSpec:
     """Read a spec from YAML (``.yaml``/``.yml``) or JSON: keys ``base``, ``grid``, ``internal``."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"sweep spec {path}: no such file")
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(path.read_text())
-        else:
-            data = json.loads(path.read_text())
-    except Exception as e:  # noqa: BLE001 - any parse error is the file's fault
-        raise ValueError(f"sweep spec {path}: cannot parse ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"sweep spec {path}: expected a mapping with base and grid")
+    data = read_mapping(path, "sweep spec", "a mapping with base and grid")
     extra = sorted(set(data) - {"base", "grid", "internal"})
     if extra:
         raise ValueError(f"sweep spec {path}: unknown key {extra[0]!r} (base, grid, internal)")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from artent.io import read_mapping
 
 METHODS = ("fft", "lora", "mps")
 SCHEDULES = ("constant", "cosine")
@@ -140,20 +141,7 @@ def _int_list(text: str, name: str) -> list[int]:
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read options from a JSON or YAML file (keys are TrainConfig fields, dashes allowed)."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config file {path}: no such file")
-    text = path.read_text()
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as e:  # noqa: BLE001 - any parse error is the file's fault
-        raise ValueError(f"config file {path}: cannot parse ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {path}: expected a mapping of options at the top level")
+    data = read_mapping(path, "config file", "a mapping of options at the top level")
     data = {k.replace("-", "_"): v for k, v in data.items()}
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - known)
