@@ -126,6 +126,33 @@ def test_rerun_skips_finished_points(local_sweep):
     )
 
 
+def test_report_reads_the_sweep(local_sweep):
+    from artent.report import build_report
+    from artent.report.claims import evaluate_claims
+    from artent.report.tables import load_study
+
+    _, out, table = local_sweep
+    t = load_study(out)
+    # The points are the runs; each point's final analysis is in the stacked internal tables.
+    assert sorted(t.runs.name) == sorted(table.name)
+    assert set(t.runs.method) == {"lora"}
+    means = t.internal_summary.groupby("label").center_entropy.mean()
+    for row in table.itertuples():
+        assert means[row.name] == pytest.approx(row.center_entropy)
+    assert set(t.internal.label) == set(table.name)
+    claims = evaluate_claims(t).set_index("claim")
+    assert claims.loc["Entanglement Valley floor", "reproduced"] is True  # LoRA: S_cut <= ln r
+    assert claims.loc["valley vs rank", "reproduced"] is not None  # two ranks per lr: measured
+    assert "lr=0.003" in claims.loc["valley vs rank", "measured"]
+    assert claims.loc["attention area law + log", "reproduced"] is None  # no attention here
+    page = build_report(out).read_text()
+    assert "sweep report" in page
+    sweep_html = page.split("<table id='sweep'>")[1].split("</table>")[0]
+    assert sweep_html.count("<tr>") == 1 + len(table)
+    assert all(name in sweep_html for name in table.name)
+    assert "id='fig-sweep'><img" in page
+
+
 def test_failing_point_does_not_stop_the_others(small_tiny, tmp_path):
     spec = SweepSpec(
         base={**_base(small_tiny), "rank": 2, "lr": 3e-3},
@@ -177,7 +204,9 @@ def test_sweep_command_runs_a_grid_and_rejects_a_bad_spec(small_tiny, tmp_path, 
         "grid: {rank: [2, 4]}\n"
     )
     assert cli_main(["sweep", str(spec), "--out", str(tmp_path / "sw")]) == 0
-    assert "2/2 points ok" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "2/2 points ok" in printed and "report.html" in printed
+    assert (tmp_path / "sw" / "report.html").is_file()
     table = pd.read_parquet(tmp_path / "sw" / "sweep.parquet")
     assert sorted(table["rank"]) == [2, 4] and (table.status == "ok").all()
     spec.write_text("base: {}\ngrid: {rnak: [2]}\n")

@@ -4,9 +4,12 @@ Sweep folder::
 
     DIR/sweep.json                 the spec, the expanded points, versions
     DIR/points/<name>/             one artent training run per point (resumes on its own)
+    DIR/points/<name>/internal.parquet, internal_summary.parquet   its final checkpoint's analysis
     DIR/points/<name>/row.json     the point's result row, written last: a point with an ``ok``
                                    row is skipped on a rerun; a failed point is retried
     DIR/sweep.parquet              one row per point (options, status, error, losses, valley means)
+    DIR/report.html                ``artent report DIR``: the sweep table, figures and the claims
+                                   the internal tables can check
 
 Points run one at a time by default, in a process pool with ``workers > 1``, or as Ray tasks
 (``ray="local"`` starts Ray on this machine; any other value is a cluster address, whose workers
@@ -159,7 +162,8 @@ def _internal_means(run: Path, point: dict[str, Any], internal: dict[str, Any]) 
     if "modules" not in opts and point.get("method", "lora") != "fft" and point.get("targets"):
         opts["modules"] = point["targets"]
     final = sources_from_run(run)[-1:]
-    _, summary = run_internal(final, InternalConfig(**opts), progress=False)
+    profiles, summary = run_internal(final, InternalConfig(**opts), progress=False)
+    write_parquet(run / "internal.parquet", profiles)  # read by `artent report` on the sweep
     write_parquet(run / "internal_summary.parquet", summary)
     ok = summary[summary.status == "ok"]
     means = {m: float(np.nanmean(ok[m])) if len(ok) else float("nan") for m in SUMMARY_METRICS}

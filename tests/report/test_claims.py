@@ -156,6 +156,38 @@ def test_fft_with_a_deep_valley_fails(study_copy):
     assert ok["FFT differs"] is False
 
 
+def test_fft_gap_is_module_by_module_and_must_reach_ln2(study_copy):
+    root, edit = study_copy
+    summ = pd.read_parquet(root / INTERNAL)
+    runs = {r["name"]: r for r in json.loads((root / "study.json").read_text())["runs"]}
+    final = summ[summ.step == summ.groupby("label").step.transform("max")]
+    keys = ["layer", "module"]
+    lora_label = next(n for n, r in runs.items() if r["method"] == "lora")
+    fft_label = next(
+        n for n, r in runs.items() if r["method"] == "fft" and r["data"] == runs[lora_label]["data"]
+    )
+    pair = final[final.label == lora_label].merge(
+        final[final.label == fft_label], on=keys, suffixes=("", "_fft")
+    )
+    gap = (pair.center_entropy_fft - pair.center_entropy).mean()
+    _, claims = verdicts(root)
+    assert f"{lora_label}: S_cut gap {gap:.3g}," in claims.loc["FFT differs", "measured"]
+
+    # FFT only half a qubit above that LoRA run, module by module: not "well above".
+    lora_s = dict(zip(pair.layer.astype(str) + pair.module, pair.center_entropy, strict=True))
+
+    def lower(f):
+        at_fft = (f.label == fft_label) & (f.step == f[f.label == fft_label].step.max())
+        key = f.layer.astype(str) + f.module
+        f.loc[at_fft, "center_entropy"] = key[at_fft].map(lora_s) + 0.5 * math.log(2)
+        return f
+
+    edit(INTERNAL, lower)
+    ok, claims = verdicts(root)
+    assert ok["FFT differs"] is False
+    assert f"{lora_label}: S_cut gap 0.347," in claims.loc["FFT differs", "measured"]
+
+
 def test_flat_lora_profiles_fail_the_volume_law(study_copy):
     root, edit = study_copy
     edit(INTERNAL, lambda f: f.assign(volume_slope=0.05))

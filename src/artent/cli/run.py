@@ -88,13 +88,15 @@ def demo(
 
 @app.command()
 def report(
-    study: Annotated[Path, typer.Argument(help="a study folder written by artent demo")],
+    study: Annotated[
+        Path, typer.Argument(help="a study folder (artent demo) or a sweep folder (artent sweep)")
+    ],
 ) -> None:
-    """(Re)write a study's report.html from its tables."""
+    """(Re)write the report.html of a study or sweep folder from its tables."""
     from artent.report import build_report
 
-    if not (study / "study.json").is_file():
-        raise UserError(f"{study}: not a study folder (no study.json)")
+    if not (study / "study.json").is_file() and not (study / "sweep.parquet").is_file():
+        raise UserError(f"{study}: neither a study folder (no study.json) nor a sweep folder")
     try:
         console.print(f"report: {build_report(study).resolve()}")
     except ValueError as e:
@@ -205,3 +207,6 @@ def sweep(
         raise UserError(str(e)) from None
     ok = int((table.status == "ok").sum())
     console.print(f"{ok}/{len(table)} points ok: {out / 'sweep.parquet'}")
+    from artent.report import build_report
+
+    console.print(f"report: {build_report(out).resolve()}")

@@ -328,6 +328,53 @@ def losses_figure(t: StudyTables) -> str | None:
     return _png(fig)
 
 
+SWEEP_METRICS = (
+    ("center_entropy", "S_cut (nats)"),
+    ("valley_depth", "valley depth (nats)"),
+    ("heldout_loss", "held-out loss (nats/token)"),
+)
+
+
+def sweep_figure(t: StudyTables) -> str | None:
+    """A sweep's points: S_cut, valley depth and held-out loss against each grid option."""
+    if t.sweep is None:
+        return None
+    table = t.sweep[t.sweep.status == "ok"]
+    keys = [k for k in t.study.get("sweep", {}).get("grid", {}) if k in table]
+    if table.empty or not keys:
+        return None
+    fig, axes = _new(len(keys), len(SWEEP_METRICS), w=4.2, h=3.2)
+    for row, key in zip(axes, keys, strict=True):
+        others = [k for k in keys if k != key]
+        values = list(dict.fromkeys(table[key]))
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if numeric:
+            x = table[key].astype(float)
+        else:  # categorical options (method, data): one position per value
+            x = table[key].map({v: i for i, v in enumerate(values)}).astype(float)
+        for ax, (metric, ylabel) in zip(row, SWEEP_METRICS, strict=True):
+            groups = table.groupby(others, sort=False) if others else [("all", table)]
+            for i, (name, g) in enumerate(groups):
+                order = x[g.index].sort_values().index
+                label = name if isinstance(name, str) else ",".join(map(str, np.atleast_1d(name)))
+                ax.plot(
+                    x[order],
+                    g.loc[order, metric],
+                    "o-",
+                    ms=4,
+                    color=f"C{i % 10}",
+                    label=label if others else None,
+                )
+            if numeric and min(values) > 0 and max(values) / min(values) >= 10:
+                ax.set_xscale("log")
+            if not numeric:
+                ax.set_xticks(range(len(values)), [str(v) for v in values], fontsize=7)
+            ax.set(xlabel=key, ylabel=ylabel)
+        if others:
+            row[0].legend(fontsize=6, title=",".join(others), title_fontsize=6)
+    return _png(fig)
+
+
 # key: (title, caption, drawing function); the order is the figure numbering
 FIGURES: dict[str, tuple[str, str, Callable]] = {
     "internal": (
@@ -378,6 +425,13 @@ FIGURES: dict[str, tuple[str, str, Callable]] = {
         "Per-step training loss (thin) and held-out loss (markers) of every run.",
         losses_figure,
     ),
+    "sweep": (
+        "Sweep",
+        "Each point of the sweep (sweep.parquet; failed points left out): mean S_cut and valley "
+        "depth of its final update over the analysed modules, and its final held-out loss, "
+        "against each grid option; one line per combination of the other options.",
+        sweep_figure,
+    ),
 }
 
 
@@ -395,6 +449,8 @@ def draw_figures(t: StudyTables) -> list[dict]:
     """
     out = []
     for number, (key, (title, caption, fn)) in enumerate(FIGURES.items(), start=1):
+        if key == "sweep" and t.sweep is None:  # the last figure; only a sweep has one
+            continue
         png, note = None, ""
         try:
             png = fn(t)

@@ -108,6 +108,23 @@ def _runs_table(t: StudyTables) -> str:
     return f"<table id='runs'><tr>{head}</tr>{body}</table>"
 
 
+def _sweep_table(sweep: pd.DataFrame) -> str:
+    cols = [c for c in sweep.columns if c not in ("run", "reused")]
+    head = "".join(f"<th>{_e(c)}</th>" for c in cols)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td class='num'>{_e(_fmt(v))}</td>"
+            if isinstance(v, int | float) and not isinstance(v, bool)
+            else f"<td>{_e(_fmt(v))}</td>"
+            for v in row
+        )
+        + "</tr>"
+        for row in sweep[cols].astype(object).itertuples(index=False)
+    )
+    return f"<table id='sweep'><tr>{head}</tr>{body}</table>"
+
+
 def _pre(title: str, obj, open_: bool = False) -> str:
     text = json.dumps(obj, indent=2, sort_keys=True, default=str)
     attr = " open" if open_ else ""
@@ -124,7 +141,9 @@ def render_report(t: StudyTables, thresholds: ClaimThresholds | None = None) -> 
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>artent report: {_e(t.root.name)}</title><style>{CSS}</style></head><body>",
-        "<h1>Artificial entanglement in fine-tuning: study report</h1>",
+        "<h1>Artificial entanglement in fine-tuning: "
+        + ("sweep report" if t.sweep is not None else "study report")
+        + "</h1>",
         f"<p class='meta'>study folder {_e(t.root.resolve())}; report written "
         f"{_e(time.strftime('%Y-%m-%d %H:%M:%S'))}"
         + (f"; base model {_e(t.study['base_model'])}" if "base_model" in t.study else "")
@@ -157,16 +176,19 @@ def render_report(t: StudyTables, thresholds: ClaimThresholds | None = None) -> 
             parts.append(
                 f"<p class='missing' id='fig-{f['key']}'><b>{head}</b> {_e(f['note'])}</p>"
             )
+    if t.sweep is not None:
+        parts += ["<h2>Sweep points</h2>", _sweep_table(t.sweep)]
     parts += ["<h2>Runs</h2>", _runs_table(t), "<h2>Configs and versions</h2>"]
     for key, title in (
         ("config", "study config"),
+        ("sweep", "sweep spec"),
         ("versions", "versions"),
         ("timings", "timings (s)"),
     ):
         if key in t.study:
-            parts.append(_pre(title, t.study[key], open_=key == "config"))
+            parts.append(_pre(title, t.study[key], open_=key in ("config", "sweep")))
     for key in sorted(
-        set(t.study) - {"config", "versions", "timings", "runs", "quick", "base_model"}
+        set(t.study) - {"config", "sweep", "versions", "timings", "runs", "quick", "base_model"}
     ):
         parts.append(_pre(f"study.json: {key}", t.study[key]))
     if "runs" in t.study:

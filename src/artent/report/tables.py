@@ -56,6 +56,8 @@ TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
 }
 LOSS_COLUMNS = ("step", "split", "loss")
+SWEEP_COLUMNS = ("name", "status", "error", "heldout_loss", "center_entropy", "valley_depth")
+POINTS = "points"  # a sweep folder's runs
 
 
 @dataclass
@@ -69,8 +71,9 @@ class StudyTables:
             then ``runs/<name>/run.json``, then the internal table's update kind).
         run_records: ``runs/<name>/run.json`` of each run that has one.
         losses: every run's ``losses.parquet`` with a ``label`` column, or ``None``.
-        tables: the tables of :data:`TABLES` by name (``None`` where missing); each is also an
-            attribute (``t.internal_summary``).
+        tables: the tables of :data:`TABLES` by name (``None`` where missing), plus ``sweep``
+            (``sweep.parquet`` of a sweep folder, else ``None``); each is also an attribute
+            (``t.internal_summary``).
     """
 
     root: Path
@@ -82,7 +85,7 @@ class StudyTables:
 
     def __getattr__(self, name: str) -> Any:
         tables = self.__dict__.get("tables", {})
-        if name in TABLES:
+        if name in TABLES or name == "sweep":
             return tables.get(name)
         raise AttributeError(name)
 
@@ -123,23 +126,54 @@ def _read_json(path: Path) -> dict:
 _KIND_METHOD = {"dense": "fft", "mps": "mps"}
 
 
+def _sweep_tables(root: Path) -> tuple[dict, dict[str, pd.DataFrame | None]]:
+    """A sweep folder (``artent sweep``) seen as a study: its points are the runs.
+
+    Each point's final-checkpoint internal tables are stacked (labelled by the point's folder);
+    ``sweep.parquet`` itself becomes the ``sweep`` table.
+    """
+    spec = _read_json(root / "sweep.json") if (root / "sweep.json").is_file() else {}
+    tables: dict[str, pd.DataFrame | None] = {name: None for name in TABLES}
+    tables["sweep"] = _read_parquet(root / "sweep.parquet", SWEEP_COLUMNS)
+    for name in ("internal", "internal_summary"):
+        rel, cols = TABLES[name]
+        parts = [
+            _read_parquet(f, cols) for f in sorted((root / POINTS).glob(f"*/{Path(rel).name}"))
+        ]
+        tables[name] = pd.concat(parts, ignore_index=True) if parts else None
+    study = {
+        "sweep": spec.get("spec", {}),
+        "versions": spec.get("versions", {}),
+    }
+    return study, tables
+
+
 def load_study(study_dir: str | Path) -> StudyTables:
-    """Read a study folder's tables (any may be missing) and its run metadata."""
+    """Read a study folder's tables (any may be missing) and its run metadata.
+
+    A sweep folder (one with ``sweep.parquet``) is read as a study whose runs are its points.
+    """
     root = Path(study_dir)
     if not root.is_dir():
         raise ValueError(f"study folder {root}: no such folder")
-    study = _read_json(root / "study.json") if (root / "study.json").is_file() else {}
-    tables = {
-        name: _read_parquet(root / rel, cols) if (root / rel).is_file() else None
-        for name, (rel, cols) in TABLES.items()
-    }
+    if (root / "sweep.parquet").is_file():
+        study, tables = _sweep_tables(root)
+        runs_dir = root / POINTS
+    else:
+        study = _read_json(root / "study.json") if (root / "study.json").is_file() else {}
+        tables = {
+            name: _read_parquet(root / rel, cols) if (root / rel).is_file() else None
+            for name, (rel, cols) in TABLES.items()
+        }
+        tables["sweep"] = None
+        runs_dir = root / "runs"
     runs = [dict(r) for r in study.get("runs", []) if isinstance(r, dict) and "name" in r]
     names = [r["name"] for r in runs]
-    run_dirs = sorted(p for p in (root / "runs").glob("*") if p.is_dir())
+    run_dirs = sorted(p for p in runs_dir.glob("*") if p.is_dir())
     names += [p.name for p in run_dirs if p.name not in names]
     records, losses = {}, []
     for name in names:
-        folder = root / "runs" / name
+        folder = runs_dir / name
         if (folder / "run.json").is_file():
             records[name] = _read_json(folder / "run.json")
         if (folder / "losses.parquet").is_file():
