@@ -94,6 +94,12 @@ def internal_tables(runs: list[dict], seed: int = 0) -> tuple[pd.DataFrame, pd.D
     return pd.DataFrame(prof), pd.DataFrame(summ)
 
 
+def cardy_cut(c: float, t: int) -> float:
+    """The Cardy law at the middle bond of the chain of N = 2 log2 t qubits (periodic form)."""
+    n = 2 * math.log2(t)
+    return c / 3 * math.log(n / math.pi) + 0.3
+
+
 def external_tables(runs: list[dict], law: str = "cardy", seed: int = 1) -> dict:
     from artent.entanglement import compare_laws, random_attention_profile
 
@@ -143,7 +149,7 @@ def external_tables(runs: list[dict], law: str = "cardy", seed: int = 1) -> dict
                         for t in (8, 16, 32):
                             scal.append(
                                 dict(meta, layer=layer, head=head, encoding=enc, T=t)
-                                | dict(ln_T=math.log(t), cut_entropy=c / 3 * math.log(t), std=0.0)
+                                | dict(ln_T=math.log(t), cut_entropy=cardy_cut(c, t), std=0.0)
                             )
             for (enc, beta, src), b in baselines.items():
                 for order in ("sequential", "interleaved"):

@@ -231,13 +231,41 @@ def test_dissimilar_attention_outputs_fail_only_their_own_claim(study_copy):
     assert ok["attention outputs agree"] is False and ok["no-hair"] is True
 
 
-def test_volume_like_growth_with_T_fails_the_log_scaling_claim(study_copy):
+def test_volume_like_growth_with_T_fails_the_scaling_claim(study_copy):
     root, edit = study_copy
-    # cut entropy proportional to T (a volume law) instead of to ln T
-    edit("external/scaling.parquet", lambda f: f.assign(cut_entropy=0.05 * f["T"]))
+    # A volume law in the chain: 0.4 nats per qubit of the smaller side, log2 T qubits.
+    edit("external/scaling.parquet", lambda f: f.assign(cut_entropy=0.4 * np.log2(f["T"])))
     ok, claims = verdicts(root)
-    assert ok["attention entropy grows as ln T"] is False
-    assert "linear in T: R^2 1" in claims.loc["attention entropy grows as ln T", "measured"]
+    assert ok["attention entropy vs T"] is False
+    measured = claims.loc["attention entropy vs T", "measured"]
+    # 0.4 / ln 2 nats per unit of ln T, fitted exactly
+    assert f"volume law (linear in N, i.e. in ln T): {0.4 / math.log(2):.3g} nats" in measured
+    assert "R^2 1, AIC" in measured
+
+
+def test_scaling_claim_recovers_the_central_charge(study_copy):
+    root, edit = study_copy
+    # the Cardy law at the middle of N = 2 log2 T sites, c = 2.5
+    cut = lambda T: 2.5 / 3 * np.log(2 * np.log2(T) / np.pi) + 0.1  # noqa: E731
+    edit("external/scaling.parquet", lambda f: f.assign(cut_entropy=cut(f["T"])))
+    ok, claims = verdicts(root)
+    assert ok["attention entropy vs T"] is True
+    assert "c = 3 x slope = 2.5," in claims.loc["attention entropy vs T", "measured"]
+
+
+def test_attention_near_the_page_curve_fails_the_area_law(study_copy):
+    from artent.entanglement.rmt import page_profile
+
+    root, edit = study_copy
+
+    def to_page(f):
+        page = page_profile([2] * (2 * int(math.log2(f["T"].iloc[0]))))
+        return f.assign(entropy=0.9 * page[f.bond.to_numpy() - 1])
+
+    edit("external/external.parquet", to_page)
+    ok, claims = verdicts(root)
+    assert ok["attention area law + log"] is False
+    assert "profile / Page curve 0.9 " in claims.loc["attention area law + log", "measured"]
 
 
 def test_rmt_claim_fails_when_a_profile_misses_its_prediction(study_copy):
