@@ -155,6 +155,23 @@ def test_interrupted_run_resumes_to_the_same_losses(small_tiny, tmp_path, monkey
         train(cfg)  # a finished run is not redone
 
 
+def test_bf16_autocast_trains_close_to_fp32(small_tiny, tmp_path):
+    fp32 = train(config(small_tiny, tmp_path / "fp32", method="lora", lr=5e-3, device="cpu"))
+    bf16 = train(config(small_tiny, tmp_path / "bf16", method="lora", lr=5e-3, precision="bf16"))
+    a, b = heldout(fp32), heldout(bf16)
+    assert b.loc[20] < b.loc[0] - 0.02  # it learns
+    # autocast is on (the losses are not float32's) and close to float32's
+    assert not np.allclose(a.values, b.values, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(b.values, a.values, atol=0.05)
+    assert json.loads((bf16 / "run.json").read_text())["config"]["precision"] == "bf16"
+    # the saved weights stay float32
+    from safetensors import safe_open
+
+    f = next((bf16 / "checkpoints" / "step-000020").glob("*.safetensors"))
+    with safe_open(str(f), "pt") as h:
+        assert {h.get_tensor(k).dtype for k in h.keys()} == {torch.float32}
+
+
 def _write_jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -169,6 +186,14 @@ def _write_jsonl(path, rows):
         ("no such target", ["--targets", "q_proj,wq"], "no linear module named 'wq'"),
         ("rank 0", ["--rank", "0"], "rank must be a positive integer"),
         ("seq-len below the prompt", ["--seq-len", "4"], "seq_len"),
+        ("unknown precision", ["--precision", "fp8"], "option precision must be one of"),
+        ("unknown device", ["--device", "gpu0"], "option device must be"),
+        pytest.param(
+            "absent GPU",
+            ["--device", "cuda"],
+            "torch sees no cuda device",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA"),
+        ),
     ],
 )
 def test_bad_input_is_one_clear_error_and_no_run_folder(

@@ -132,6 +132,8 @@ def train(
     save_steps: Annotated[str | None, Opt(help="checkpoint steps, e.g. 0,25,50")] = None,
     eval_every: Annotated[int | None, Opt(help="held-out evaluation period")] = None,
     limit: Annotated[int | None, Opt(help="read at most this many conversations")] = None,
+    device: Annotated[str | None, Opt(help="auto (GPU if any) | cpu | cuda[:N]")] = None,
+    precision: Annotated[str | None, Opt(help="fp32 | bf16 (autocast forward)")] = None,
     allow_remote_code: Annotated[
         bool, Opt("--allow-remote-code", help="let transformers run the model's own code")
     ] = False,
@@ -166,6 +168,8 @@ def train(
         save_steps=save_steps,
         eval_every=eval_every,
         limit=limit,
+        device=device,
+        precision=precision,
         allow_remote_code=allow_remote_code or None,
     )
     try:

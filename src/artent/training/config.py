@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ from artent.io import read_mapping
 METHODS = ("fft", "lora", "mps")
 SCHEDULES = ("constant", "cosine")
 # Options that may change between an interrupted run and its resumption.
-RESUMABLE_FIELDS = {"out", "progress", "force"}
+RESUMABLE_FIELDS = {"out", "progress", "force", "device"}
+PRECISIONS = ("fp32", "bf16")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
 
 
 @dataclass
@@ -52,6 +55,11 @@ class TrainConfig:
         limit: read at most this many conversations (``None``: all).
         n_synthetic: conversations generated for the synthetic data sets.
         allow_remote_code: pass ``trust_remote_code`` to transformers (never by default).
+        device: where a single process trains: ``"auto"`` (the GPU when torch sees one, else
+            the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"xpu"`` or ``"mps"``. Under
+            ``accelerate launch`` accelerate places each process instead. May change on resume.
+        precision: ``"fp32"`` (default; float32 weights and arithmetic) or ``"bf16"`` (the
+            forward under bfloat16 autocast; weights, gradients and optimiser state stay float32).
         progress: show the progress bar.
     """
 
@@ -83,6 +91,8 @@ class TrainConfig:
     limit: int | None = None
     n_synthetic: int = 2000
     allow_remote_code: bool = False
+    device: str = "auto"
+    precision: str = "fp32"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -95,6 +105,14 @@ class TrainConfig:
         if self.method not in METHODS:
             raise ValueError(
                 f"option method must be one of {', '.join(METHODS)}, not {self.method!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"option precision must be one of {PRECISIONS}, not {self.precision!r}"
+            )
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
+            raise ValueError(
+                f"option device must be auto, cpu, cuda, cuda:N, xpu or mps, not {self.device!r}"
             )
         if self.schedule not in SCHEDULES:
             raise ValueError(f"option schedule must be one of {SCHEDULES}, not {self.schedule!r}")

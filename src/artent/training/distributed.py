@@ -31,11 +31,32 @@ def world_size_from_env() -> int:
         ) from None
 
 
-def detect_processes() -> SingleProcess | AcceleratedProcesses:
-    """The process group this run was launched into (accelerate is imported only for > 1)."""
+def detect_processes(device: str = "cpu") -> SingleProcess | AcceleratedProcesses:
+    """The process group this run was launched into (accelerate is imported only for > 1).
+
+    Args:
+        device: the torch device a single process trains on (accelerate places its own).
+    """
     if world_size_from_env() > 1:
         return AcceleratedProcesses()
-    return SingleProcess()
+    return SingleProcess(device)
+
+
+def resolve_device(name: str) -> str:
+    """``"auto"``: ``"cuda"`` when torch sees a GPU, else ``"cpu"``; a named GPU must exist."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    kind = name.split(":")[0]
+    available = {
+        "cuda": torch.cuda.is_available(),
+        "xpu": _xpu_available(torch),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if kind in available and not available[kind]:
+        raise ValueError(f"option device={name!r}: torch sees no {kind} device on this machine")
+    return name
 
 
 def _xpu_available(torch) -> bool:
@@ -61,18 +82,23 @@ class SingleProcess:
     rank = 0
     is_main = True
 
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+
     def share(self, n: int) -> slice:
         """This process's share of ``n`` rows: all of them."""
         return slice(0, n)
 
     def prepare(self, model, optimizer):
-        return model, optimizer
+        return model, optimizer  # the loop placed the model on `device` before the optimizer
 
     def unwrap(self, model):
         return model
 
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
-        return batch
+        if self.device == "cpu":
+            return batch
+        return {k: v.to(self.device) for k, v in batch.items()}
 
     def global_mean_loss(self, loss, labels):
         """The loss to back-propagate and the one to log: the batch's own token mean."""
@@ -123,6 +149,7 @@ class AcceleratedProcesses:
                 "--multi_gpu --num_processes N` or `torchrun --nproc_per_node N`"
             )
         self.num_processes = self.accelerator.num_processes
+        self.device = str(self.accelerator.device)
         self.rank = self.accelerator.process_index
         self.is_main = self.accelerator.is_main_process
 

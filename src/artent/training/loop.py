@@ -16,6 +16,7 @@ behind; every file is written atomically, so an interrupted run resumes from its
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -27,7 +28,7 @@ import numpy as np
 from artent.io import atomic_path, versions, write_json, write_parquet
 from artent.models.loading import load_base
 from artent.training.config import TrainConfig
-from artent.training.distributed import SINGLE_PROCESS, detect_processes
+from artent.training.distributed import SINGLE_PROCESS, detect_processes, resolve_device
 from artent.training.methods import (
     attach_method,
     load_checkpoint_weights,
@@ -73,6 +74,14 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def autocast(cfg: TrainConfig, procs):
+    """bfloat16 autocast of the forward when ``cfg.precision == "bf16"``; else a no-op context."""
+    import torch
+
+    device_type = str(getattr(procs, "device", "cpu")).split(":")[0]
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+
+
 def heldout_loss(model, data, cfg: TrainConfig, procs=SINGLE_PROCESS) -> float:
     """Mean token loss on the held-out split (first ``eval_batches`` batches; 0 = all).
 
@@ -93,15 +102,16 @@ def heldout_loss(model, data, cfg: TrainConfig, procs=SINGLE_PROCESS) -> float:
             tokens = int((labels[:, 1:] != -100).sum())
             if tokens == 0 and procs.num_processes > 1:
                 continue  # an empty (or loss-free) share adds nothing to either sum
-            out = model(
-                **procs.to_device(
-                    dict(
-                        input_ids=data.input_ids[sl],
-                        attention_mask=data.attention_mask[sl],
-                        labels=labels,
+            with autocast(cfg, procs):
+                out = model(
+                    **procs.to_device(
+                        dict(
+                            input_ids=data.input_ids[sl],
+                            attention_mask=data.attention_mask[sl],
+                            labels=labels,
+                        )
                     )
                 )
-            )
             total += float(out.loss) * tokens
             count += tokens
     model.train()
@@ -141,7 +151,9 @@ def _check_folder(out: Path, cfg: TrainConfig, force: bool, procs=SINGLE_PROCESS
             raise ValueError(f"--out {out}: folder exists and is not an artent run folder")
         return
     old = json.loads(record.read_text()).get("config", {})
-    old_fp = {k: v for k, v in old.items() if k in cfg.fingerprint()}
+    # options added since the old run was written count as their defaults
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    old_fp = {k: old.get(k, defaults.get(k)) for k in cfg.fingerprint()}
     if old_fp != cfg.fingerprint():
         diff = next(k for k in cfg.fingerprint() if old_fp.get(k) != cfg.fingerprint()[k])
         raise ValueError(
@@ -175,7 +187,8 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
 
     out = Path(cfg.out)
     # --- several processes (accelerate launch): see artent.training.distributed -------------
-    procs = detect_processes()  # SingleProcess (no-ops) unless launched with WORLD_SIZE > 1
+    # SingleProcess (no-ops but the device) unless launched with WORLD_SIZE > 1
+    procs = detect_processes(resolve_device(cfg.device))
     if cfg.batch_size < procs.num_processes:
         raise ValueError(
             f"option batch_size={cfg.batch_size} is smaller than the {procs.num_processes} "
@@ -185,6 +198,8 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
     with procs.main_process_first():  # the main process fills the data and model caches first
         model, tokenizer, train_data, held_data = prepare(cfg)
 
+    if procs.num_processes == 1:
+        model.to(procs.device)  # before the optimizer, so its (resumed) state lands there too
     torch.manual_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -270,15 +285,16 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
             batch_indices(len(train_data.input_ids), cfg.batch_size, step, cfg.seed)
         )
         mine = rows[procs.share(len(rows))]  # this process's share (all rows when alone)
-        loss = train_model(
-            **procs.to_device(
-                dict(
-                    input_ids=train_data.input_ids[mine],
-                    attention_mask=train_data.attention_mask[mine],
-                    labels=train_data.labels[mine],
+        with autocast(cfg, procs):
+            loss = train_model(
+                **procs.to_device(
+                    dict(
+                        input_ids=train_data.input_ids[mine],
+                        attention_mask=train_data.attention_mask[mine],
+                        labels=train_data.labels[mine],
+                    )
                 )
-            )
-        ).loss
+            ).loss
         # scaled so the gradient averaged over processes is the whole batch's; logged: batch mean
         loss, batch_loss = procs.global_mean_loss(loss, train_data.labels[mine])
         procs.backward(loss)

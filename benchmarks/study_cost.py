@@ -1,0 +1,147 @@
+"""What a study costs: training GPU-hours from measured seconds per step, and analysis time.
+
+Training: every run of the study config (``artent demo --config``) costs ``steps`` optimiser steps.
+Seconds per step are *measured*: pass ``--calibrate RUN`` (one or more artent run folders, e.g. a
+30-step run of each method at the study's model, batch and sequence length on the target GPU);
+each one's median step time (from ``losses.parquet``, first steps dropped) prices the runs of its
+method. A method without a calibration run is priced from one that has one by the ratio of
+training FLOPs per token (FFT ``6 N``, LoRA/MPS ``4 N``: the frozen base needs no weight
+gradients). Without any calibration run the price comes from a FLOP model at an assumed model
+FLOP utilisation (``--mfu`` of ``--peak-tflops``), printed as an assumption.
+
+Analyses: the internal analysis of one checkpoint profiles every q/v update. The dense profile
+(FFT updates) of each distinct shape is timed here on ``--device`` (random matrices), and LoRA
+updates take the factored path (timed too). Attention and no-hair forward passes are a few
+hundred sequences: left out (seconds on a GPU).
+
+    python benchmarks/study_cost.py configs/paper-llama-3.1-8b.yaml
+    python benchmarks/study_cost.py configs/paper-llama-3.1-8b.yaml --calibrate runs/cal-*
+    python benchmarks/study_cost.py configs/tiny-demo.yaml --calibrate runs/demo/runs/tulu-lora-r8
+
+Checked on the tiny demo (docs/cluster.md): priced from its ``tulu-lora-r8`` run alone, the
+estimate of the whole demo's training time is compared with the times ``study.json`` recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from artent import LowRank, entanglement_profile
+from artent.study import load_study_config
+
+# Architectures of the paper's models (from their published config.json): parameters, layers,
+# hidden size, q_proj and v_proj shapes (out x in).
+MODELS = {
+    "meta-llama/Llama-3.2-1B": dict(params=1.236e9, layers=16, q=(2048, 2048), v=(512, 2048)),
+    "meta-llama/Llama-3.1-8B": dict(params=8.030e9, layers=32, q=(4096, 4096), v=(1024, 4096)),
+    "tiny": dict(params=1.246e6, layers=4, q=(128, 128), v=(64, 128)),
+}
+TRAIN_FLOPS_PER_PARAM = {"fft": 6.0, "lora": 4.0, "mps": 4.0}
+
+
+def seconds_per_step(run: Path) -> tuple[str, float, float]:
+    """Method of an artent run folder, its median step time and its loop time per step (s).
+
+    The loop time (``wall_s`` at the last step over the steps timed) includes the held-out
+    evaluations and checkpoint writes at the run's own cadence; it is what prices the study.
+    """
+    import pandas as pd
+
+    record = json.loads((run / "run.json").read_text())
+    method = record["config"]["method"]
+    losses = pd.read_parquet(run / "losses.parquet")
+    train = losses[losses.split == "train"].sort_values("step")
+    wall = train.wall_s.to_numpy(float)
+    if len(wall) < 5 or not (np.diff(wall) > 0).all():
+        raise SystemExit(f"{run}: need 5 or more training steps in one uninterrupted session")
+    dt = np.diff(wall)[len(wall) // 5 :]  # the first steps warm caches (and compile kernels)
+    return method, float(np.median(dt)), float(wall[-1] / len(wall))
+
+
+def profile_seconds(shape: tuple[int, int], rank: int | None, device: str | None) -> float:
+    rng = np.random.default_rng(0)
+    m, n = shape
+    if rank is None:
+        x = rng.standard_normal((m, n))
+    else:
+        x = LowRank(rng.standard_normal((m, rank)), rng.standard_normal((rank, n)))
+    entanglement_profile(x, device=device)  # warm-up (and the GPU's first-call costs)
+    t0 = time.perf_counter()
+    entanglement_profile(x, device=device)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "config", help="a study config (YAML/JSON), e.g. configs/paper-llama-3.1-8b.yaml"
+    )
+    ap.add_argument("--calibrate", nargs="*", default=[], help="run folders timed on the target")
+    ap.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak (H100 SXM)")
+    ap.add_argument(
+        "--mfu", type=float, default=0.35, help="assumed utilisation without --calibrate"
+    )
+    ap.add_argument("--device", default=None, help="where to time the profiles (cpu, cuda)")
+    args = ap.parse_args()
+
+    cfg = load_study_config(args.config)
+    if cfg.model not in MODELS:
+        raise SystemExit(f"config model {cfg.model!r}: not one of {sorted(MODELS)}")
+    arch = MODELS[cfg.model]
+    runs = cfg.runs()
+    tokens_per_step = cfg.batch_size * cfg.seq_len  # upper bound: every row padded to seq_len
+
+    timed = {m: (med, loop) for m, med, loop in map(seconds_per_step, map(Path, args.calibrate))}
+    measured = {m: loop for m, (_, loop) in timed.items()}
+    print(f"study: {args.config}  model {cfg.model}  {len(runs)} runs x {cfg.steps} steps")
+    if measured:
+        ref_method, ref_s = next(iter(measured.items()))
+        source = ", ".join(
+            f"{m} {loop:.3g} s/step measured (loop time; median step {med:.3g} s)"
+            for m, (med, loop) in timed.items()
+        )
+    else:
+        achieved = args.mfu * args.peak_tflops * 1e12
+        source = (
+            f"FLOP model at {args.mfu:g} x {args.peak_tflops:g} TFLOP/s (ASSUMED, not measured)"
+        )
+    print(f"price: {source}; {tokens_per_step} tokens per step at most\n")
+
+    def step_cost(method: str) -> float:
+        if method in measured:
+            return measured[method]
+        flops = TRAIN_FLOPS_PER_PARAM[method] * arch["params"] * tokens_per_step
+        if measured:  # scale a measured method by the FLOP ratio
+            ref = TRAIN_FLOPS_PER_PARAM[ref_method] * arch["params"] * tokens_per_step
+            return ref_s * flops / ref
+        return flops / achieved
+
+    total = 0.0
+    print(f"{'run':28s} {'method':6s} {'s/step':>8s} {'hours':>8s}")
+    for run in runs:
+        s = step_cost(run["method"])
+        total += s * run["steps"]
+        print(f"{run['name']:28s} {run['method']:6s} {s:8.3g} {s * run['steps'] / 3600:8.3g}")
+    print(f"training: {total / 3600:.3g} device-hours ({total:.0f} s)\n")
+
+    checkpoints = sum(len(r["save_steps"]) - 1 for r in runs)  # step 0 is the zero update
+    fft_checkpoints = sum(len(r["save_steps"]) - 1 for r in runs if r["method"] == "fft")
+    dense = sum(profile_seconds(arch[k], None, args.device) for k in ("q", "v"))
+    lowrank = sum(profile_seconds(arch[k], max(cfg.ranks), args.device) for k in ("q", "v"))
+    analysis = arch["layers"] * (
+        fft_checkpoints * dense + (checkpoints - fft_checkpoints) * lowrank
+    )
+    print(
+        f"internal analysis ({args.device or 'cpu'}, timed here): dense q+v profile {dense:.3g} s, "
+        f"factored (rank {max(cfg.ranks)}) {lowrank:.3g} s per layer; {checkpoints} checkpoints x "
+        f"{arch['layers']} layers: {analysis / 3600:.3g} hours ({analysis:.0f} s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
