@@ -61,6 +61,7 @@ class StudyConfig:
         n_texts: texts of the attention analyses.
         n_synthetic: conversations generated per synthetic data set.
         seed: seed of every run.
+        precision: ``fp32`` or ``bf16`` (autocast) training; bf16 for the paper-scale configs.
     """
 
     quick: bool = False
@@ -82,6 +83,7 @@ class StudyConfig:
     n_texts: int = 8
     n_synthetic: int = 1000
     seed: int = 0
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.quick:
@@ -89,6 +91,8 @@ class StudyConfig:
             self.n_synthetic, self.text_len, self.n_texts = 400, 32, 4
         if self.steps < 1 or self.save_every < 1:
             raise ValueError("study steps and save_every must be positive")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"study precision must be fp32 or bf16, not {self.precision!r}")
         if not self.data or not self.ranks or not self.lora_lrs:
             raise ValueError("study data, ranks and lora_lrs must not be empty")
 
@@ -105,6 +109,8 @@ class StudyConfig:
             n_synthetic=self.n_synthetic,
             eval_every=self.save_every,
         )
+        if self.precision != "fp32":  # kept out of fp32 runs so older run folders still match
+            common["precision"] = self.precision
         short = {"synthetic-tulu": "tulu", "synthetic-openthoughts": "ot"}
         plan = []
         for i, data in enumerate(self.data):
@@ -194,7 +200,9 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
     plan = cfg.runs()
     if record.is_file():
         old = json.loads(record.read_text())
-        if old.get("config") != dataclasses.asdict(cfg):
+        # options added since the folder was written count as their defaults
+        defaults = dataclasses.asdict(StudyConfig(quick=cfg.quick))
+        if {**defaults, **old.get("config", {})} != dataclasses.asdict(cfg):
             raise ValueError(f"--out {out}: holds a study with another config; use a new folder")
         timings = old.get("timings", {})
     else:
