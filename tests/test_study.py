@@ -79,3 +79,12 @@ def test_demo_refuses_a_folder_with_another_config(quick_study, capsys):
     out, _, _ = quick_study
     assert cli_main(["demo", "--out", str(out), "--seed", "3"]) == 2
     assert "another config" in capsys.readouterr().err
+
+
+def test_study_precision_reaches_every_run_and_is_validated():
+    from artent.study import StudyConfig
+
+    assert all(r["precision"] == "bf16" for r in StudyConfig(precision="bf16").runs())
+    assert all("precision" not in r for r in StudyConfig().runs())  # fp32: the runs' default
+    with pytest.raises(ValueError, match="precision"):
+        StudyConfig(precision="fp16")
