@@ -78,7 +78,7 @@ def test_report_is_complete_and_self_contained(synthetic_study, tmp_path):
     text = path.read_text()
     page = Page(text)
     check_self_contained(page)
-    assert len(page.imgs()) == len(figures_module.FIGURES)
+    assert len(page.imgs()) == len(figures_module.STUDY_FIGURES)
     assert page.rows["claims"] == N_CLAIMS + 1  # and its header
     assert page.cells["claims"] == ["reproduced"] * N_CLAIMS
     assert f"{N_CLAIMS} of {N_CLAIMS} claims reproduced" in text
@@ -102,7 +102,7 @@ def test_missing_tables_show_as_not_measured_and_not_drawn(study_copy, tmp_path)
     check_self_contained(page)
     # area law, ln T scaling, central charge (external tables); no-hair, outputs (no-hair table)
     assert page.cells["claims"].count("not measured") == 5
-    assert len(page.imgs()) == len(figures_module.FIGURES) - 3
+    assert len(page.imgs()) == len(figures_module.STUDY_FIGURES) - 3
     assert out.read_text().count("not drawn: the tables it needs are missing") == 3
 
 
@@ -156,7 +156,7 @@ def test_report_renders_in_headless_chromium(synthetic_study, tmp_path):
     page = Page(dom)  # the DOM as the browser built it, not our text
     assert page.rows["claims"] == N_CLAIMS + 1
     assert page.cells["claims"] == ["reproduced"] * N_CLAIMS
-    assert len(page.imgs()) == len(figures_module.FIGURES)
+    assert len(page.imgs()) == len(figures_module.STUDY_FIGURES)
     check_self_contained(page)
 
     shot = tmp_path / "shot.png"

@@ -65,7 +65,9 @@ def test_single_process_run_starts_no_process_group(small_tiny, tmp_path, monkey
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     seen = []
     real_detect = loop.detect_processes
-    monkeypatch.setattr(loop, "detect_processes", lambda: seen.append(real_detect()) or seen[-1])
+    monkeypatch.setattr(
+        loop, "detect_processes", lambda *a: seen.append(real_detect(*a)) or seen[-1]
+    )
     accelerate_state = sys.modules.get("accelerate.state")
     before = dict(accelerate_state.PartialState._shared_state) if accelerate_state else {}
     cfg = dict(OPTIONS, model=str(small_tiny), out=str(tmp_path / "run"), steps=2, save_steps=[2])

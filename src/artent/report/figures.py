@@ -20,7 +20,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from artent.report.tables import StudyTables
 
-__all__ = ["FIGURES", "draw_figures", "figure_ref"]
+__all__ = ["FIGURES", "STUDY_FIGURES", "draw_figures", "figure_ref"]
 
 
 def _new(nrows: int, ncols: int, w: float = 4.4, h: float = 3.5):
@@ -433,6 +433,10 @@ FIGURES: dict[str, tuple[str, str, Callable]] = {
         sweep_figure,
     ),
 }
+
+
+# the figures of a study folder (a sweep folder adds "sweep")
+STUDY_FIGURES = tuple(k for k in FIGURES if k != "sweep")
 
 
 def figure_ref(key: str) -> str:
