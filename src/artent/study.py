@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from artent.io import read_mapping, versions, write_json, write_parquet
+from artent.training.config import PRECISIONS
 
 # Smaller tiny base for --quick: each effect still shows, the pretrain takes seconds.
 QUICK_TINY = dict(
@@ -91,8 +92,8 @@ class StudyConfig:
             self.n_synthetic, self.text_len, self.n_texts = 400, 32, 4
         if self.steps < 1 or self.save_every < 1:
             raise ValueError("study steps and save_every must be positive")
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"study precision must be fp32 or bf16, not {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"study precision must be one of {PRECISIONS}, not {self.precision!r}")
         if not self.data or not self.ranks or not self.lora_lrs:
             raise ValueError("study data, ranks and lora_lrs must not be empty")
 

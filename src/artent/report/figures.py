@@ -452,9 +452,9 @@ def draw_figures(t: StudyTables) -> list[dict]:
     to draw carries the error there instead, so one bad table never takes the report down.
     """
     out = []
-    for number, (key, (title, caption, fn)) in enumerate(FIGURES.items(), start=1):
-        if key == "sweep" and t.sweep is None:  # the last figure; only a sweep has one
-            continue
+    keys = list(FIGURES) if t.sweep is not None else STUDY_FIGURES
+    for number, key in enumerate(keys, start=1):
+        title, caption, fn = FIGURES[key]
         png, note = None, ""
         try:
             png = fn(t)

@@ -83,6 +83,23 @@ def _fmt(x) -> str:
     return str(x)
 
 
+def _html_table(frame: pd.DataFrame, table_id: str) -> str:
+    """A DataFrame as an HTML table; numbers (not booleans) right-aligned."""
+    head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td class='num'>{_e(_fmt(v))}</td>"
+            if isinstance(v, int | float) and not isinstance(v, bool)
+            else f"<td>{_e(_fmt(v))}</td>"
+            for v in row
+        )
+        + "</tr>"
+        for row in frame.astype(object).itertuples(index=False)
+    )
+    return f"<table id='{table_id}'><tr>{head}</tr>{body}</table>"
+
+
 def _runs_table(t: StudyTables) -> str:
     cols = ["name", "method", "data", "rank", "chi", "lr", "steps"]
     runs = t.runs[cols].copy()
@@ -93,36 +110,11 @@ def _runs_table(t: StudyTables) -> str:
             final[split] = sub.groupby("label").loss.last()
     for split, name in (("heldout", "final held-out loss"), ("train", "final train loss")):
         runs[name] = runs.name.map(final.get(split, {}))
-    head = "".join(f"<th>{_e(c)}</th>" for c in runs.columns)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td class='num'>{_e(_fmt(v))}</td>"
-            if isinstance(v, int | float)
-            else f"<td>{_e(_fmt(v))}</td>"
-            for v in row
-        )
-        + "</tr>"
-        for row in runs.astype(object).itertuples(index=False)
-    )
-    return f"<table id='runs'><tr>{head}</tr>{body}</table>"
+    return _html_table(runs, "runs")
 
 
 def _sweep_table(sweep: pd.DataFrame) -> str:
-    cols = [c for c in sweep.columns if c not in ("run", "reused")]
-    head = "".join(f"<th>{_e(c)}</th>" for c in cols)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td class='num'>{_e(_fmt(v))}</td>"
-            if isinstance(v, int | float) and not isinstance(v, bool)
-            else f"<td>{_e(_fmt(v))}</td>"
-            for v in row
-        )
-        + "</tr>"
-        for row in sweep[cols].astype(object).itertuples(index=False)
-    )
-    return f"<table id='sweep'><tr>{head}</tr>{body}</table>"
+    return _html_table(sweep[[c for c in sweep.columns if c not in ("run", "reused")]], "sweep")
 
 
 def _pre(title: str, obj, open_: bool = False) -> str:

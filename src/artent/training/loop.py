@@ -78,7 +78,7 @@ def autocast(cfg: TrainConfig, procs):
     """bfloat16 autocast of the forward when ``cfg.precision == "bf16"``; else a no-op context."""
     import torch
 
-    device_type = str(getattr(procs, "device", "cpu")).split(":")[0]
+    device_type = str(procs.device).split(":")[0]
     return torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
 
 
