@@ -6,10 +6,12 @@ stderr and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 app = typer.Typer(
     add_completion=False,
@@ -28,21 +30,74 @@ class UserError(Exception):
 Opt = typer.Option
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``artent`` console script; returns the exit code."""
-    import click
+def _click_exception() -> type[Exception]:
+    """The ClickException class typer raises: typer >= 0.22 bundles its own copy of click
+    (``typer._click``), whose exceptions ``click.ClickException`` does not catch."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
+
+def _one_line(message: object) -> str:
+    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
+def _error(message: object) -> int:
+    err_console.print(
+        Text.assemble(("error:", "red"), " ", _one_line(message)), soft_wrap=True, highlight=False
+    )
+    return 2
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    # torch raises OutOfMemoryError on a GPU and a plain RuntimeError from its CPU allocator
+    return isinstance(e, MemoryError) or (
+        isinstance(e, RuntimeError)
+        and (type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e))
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``artent`` console script; returns the exit code.
+
+    Usage errors, bad input and files that cannot be read or written end in one line on stderr
+    and exit code 2; Ctrl-C in one line and exit code 130. ``ARTENT_DEBUG=1`` shows the traceback
+    behind a one-line error.
+    """
+    click_exception = _click_exception()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False, prog_name="artent")
     except UserError as e:
-        err_console.print(f"[red]error:[/red] {e}", highlight=False)
-        return 2
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        return 130
-    except click.exceptions.ClickException as e:
-        err_console.print(f"[red]error:[/red] {e.format_message()}", highlight=False)
-        return 2
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    return 0
+        return _error(e)
+    except click_exception as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # a bare `artent` or a bare group
+            console.print(e.format_message(), highlight=False, markup=False)
+            return _error("no command given (the commands are listed above)")
+        return _error(e.format_message())
+    except typer.Abort:
+        return _interrupted()
+    except typer.Exit as e:
+        return _interrupted() if e.exit_code == 130 else e.exit_code
+    except (KeyboardInterrupt, EOFError):
+        return _interrupted()
+    except Exception as e:
+        if os.environ.get("ARTENT_DEBUG"):
+            raise
+        if isinstance(e, ValueError):  # bad input found below the CLI (options, files, data)
+            return _error(e)
+        if isinstance(e, OSError):  # a folder that is not writable, a full disk, a lost file
+            where = e.filename or ""
+            return _error(f"{where}: {e.strerror or e}" if where else e)
+        if _is_out_of_memory(e):
+            return _error(f"out of memory ({_one_line(e)[:200]}); ask for smaller sizes")
+        raise
+    if code == 130:  # typer turns Ctrl-C inside a command into a returned 130
+        return _interrupted()
+    return code if isinstance(code, int) else 0
+
+
+def _interrupted() -> int:
+    err_console.print(
+        "interrupted (Ctrl-C); a train, demo or sweep run again resumes where it stopped",
+        soft_wrap=True,
+        highlight=False,
+    )
+    return 130

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from artent.io import read_mapping
+from artent.validation import DEVICE_PATTERN, OptionError, check_fields
 
 METHODS = ("fft", "lora", "mps")
 SCHEDULES = ("constant", "cosine")
 # Options that may change between an interrupted run and its resumption.
 RESUMABLE_FIELDS = {"out", "progress", "force", "device"}
 PRECISIONS = ("fp32", "bf16")
-DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
 
 
 @dataclass
@@ -98,47 +97,57 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.targets, str):
             self.targets = [t.strip() for t in self.targets.split(",") if t.strip()]
-        if self.save_steps is None:
-            self.save_steps = [0, self.steps // 4, self.steps // 2, 3 * self.steps // 4, self.steps]
         if isinstance(self.save_steps, str):
             self.save_steps = _int_list(self.save_steps, "save_steps")
+        check_fields(self)
+        if self.save_steps is None:
+            self.save_steps = [0, self.steps // 4, self.steps // 2, 3 * self.steps // 4, self.steps]
         if self.method not in METHODS:
-            raise ValueError(
-                f"option method must be one of {', '.join(METHODS)}, not {self.method!r}"
+            raise OptionError(
+                "method", f"option method must be one of {', '.join(METHODS)}, not {self.method!r}"
             )
         if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"option precision must be one of {PRECISIONS}, not {self.precision!r}"
+            raise OptionError(
+                "precision", f"option precision must be one of {PRECISIONS}, not {self.precision!r}"
             )
-        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
-            raise ValueError(
-                f"option device must be auto, cpu, cuda, cuda:N, xpu or mps, not {self.device!r}"
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise OptionError(
+                "device",
+                f"option device must be auto, cpu, cuda, cuda:N, xpu or mps, not {self.device!r}",
             )
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"option schedule must be one of {SCHEDULES}, not {self.schedule!r}")
-        for name in ("rank", "chi", "steps", "batch_size", "seq_len", "n_synthetic"):
+            raise OptionError(
+                "schedule", f"option schedule must be one of {SCHEDULES}, not {self.schedule!r}"
+            )
+        lowest = dict(rank=1, chi=1, steps=1, batch_size=1, seq_len=1, n_synthetic=1, n1=1)
+        lowest.update(limit=1, warmup_steps=0, eval_every=0, eval_batches=0)
+        for name, low in lowest.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"option {name} must be a positive integer, got {value!r}")
-        for name in ("warmup_steps", "eval_every", "eval_batches"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"option {name} must be an integer >= 0, got {value!r}")
-        if self.n1 is not None and (not isinstance(self.n1, int) or self.n1 < 1):
-            raise ValueError(f"option n1 must be a positive integer, got {self.n1!r}")
-        if not self.lr > 0:
-            raise ValueError(f"option lr must be positive, got {self.lr!r}")
+            if value is not None and value < low:
+                kind = "a positive integer" if low == 1 else "an integer >= 0"
+                raise OptionError(name, f"option {name} must be {kind}, got {value!r}")
+        for name, value in (("lr", self.lr), ("alpha", self.alpha)):
+            if not value > 0:
+                raise OptionError(name, f"option {name} must be positive, got {value!r}")
+        for name, value in (("weight_decay", self.weight_decay), ("grad_clip", self.grad_clip)):
+            if value < 0:
+                raise OptionError(name, f"option {name} must be >= 0, got {value!r}")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"option dropout must be in [0, 1), got {self.dropout!r}")
+            raise OptionError("dropout", f"option dropout must be in [0, 1), got {self.dropout!r}")
         if not 0 < self.heldout_fraction < 1:
-            raise ValueError(
-                f"option heldout_fraction must be in (0, 1), got {self.heldout_fraction}"
+            raise OptionError(
+                "heldout_fraction",
+                f"option heldout_fraction must be in (0, 1), got {self.heldout_fraction}",
             )
         if self.method != "fft" and not self.targets:
-            raise ValueError("option targets is empty: name at least one module (e.g. q_proj)")
+            raise OptionError(
+                "targets", "option targets is empty: name at least one module (e.g. q_proj)"
+            )
         bad = [s for s in self.save_steps if not 0 <= s <= self.steps]
         if bad:
-            raise ValueError(f"option save_steps has {bad[0]}, outside 0..steps={self.steps}")
+            raise OptionError(
+                "save_steps", f"option save_steps has {bad[0]}, outside 0..steps={self.steps}"
+            )
         self.save_steps = sorted(set(self.save_steps))
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,7 +162,9 @@ def _int_list(text: str, name: str) -> list[int]:
     try:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise ValueError(f"option {name} must be comma-separated integers, got {text!r}") from None
+        raise OptionError(
+            name, f"option {name} must be comma-separated integers, got {text!r}"
+        ) from None
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -169,7 +180,16 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def make_config(file: str | Path | None = None, **overrides: Any) -> TrainConfig:
-    """Options from ``file`` (if any), then ``overrides`` that are not ``None``."""
-    data = load_config_file(file) if file else {}
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig(**data)
+    """Options from ``file`` (if any), then ``overrides`` that are not ``None``.
+
+    Raises:
+        ValueError: a bad option; where its value came from ``file``, the message names the file.
+    """
+    from_file = load_config_file(file) if file else {}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return TrainConfig(**{**from_file, **given})
+    except OptionError as e:
+        if e.option in from_file and e.option not in given:
+            raise OptionError(e.option, f"config file {file}: {e}") from None
+        raise

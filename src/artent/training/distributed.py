@@ -46,17 +46,11 @@ def resolve_device(name: str) -> str:
     """``"auto"``: ``"cuda"`` when torch sees a GPU, else ``"cpu"``; a named GPU must exist."""
     import torch
 
+    from artent.validation import check_device
+
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    kind = name.split(":")[0]
-    available = {
-        "cuda": torch.cuda.is_available(),
-        "xpu": _xpu_available(torch),
-        "mps": torch.backends.mps.is_available(),
-    }
-    if kind in available and not available[kind]:
-        raise ValueError(f"option device={name!r}: torch sees no {kind} device on this machine")
-    return name
+    return check_device(name)
 
 
 def _xpu_available(torch) -> bool:

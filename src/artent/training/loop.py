@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import shutil
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 
 from artent.io import atomic_path, versions, write_json, write_parquet
 from artent.models.loading import load_base
+from artent.outdir import LOCK_NAME, claim_out, clear_folder, remove_stale_temporaries
 from artent.training.config import TrainConfig
 from artent.training.distributed import SINGLE_PROCESS, detect_processes, resolve_device
 from artent.training.methods import (
@@ -36,6 +38,7 @@ from artent.training.methods import (
 )
 
 SYNTHETIC = ("synthetic-tulu", "synthetic-openthoughts")
+CHECKPOINT_DIR = re.compile(r"step-(\d{6})")
 
 
 class RunFinished(Exception):
@@ -119,15 +122,29 @@ def heldout_loss(model, data, cfg: TrainConfig, procs=SINGLE_PROCESS) -> float:
     return total / max(count, 1)
 
 
-def prepare(cfg: TrainConfig):
-    """Load and validate everything (data, model, method) before anything is written."""
+def prepare(cfg: TrainConfig, device: str = "cpu"):
+    """Load and validate everything (data, model, method, sizes) before anything is written.
+
+    Args:
+        cfg: the run's options.
+        device: where the model will train (for the memory bound).
+    """
+    import torch
+
     from artent.data.chat import build_dataset
     from artent.data.formats import load_conversations
+    from artent.training.memory import check_sizes
+    from artent.training.methods import check_targets
 
     convs = load_conversations(
         resolve_data(cfg), heldout_fraction=cfg.heldout_fraction, seed=cfg.seed, limit=cfg.limit
     )
     model, tokenizer = load_base(cfg.model, allow_remote_code=cfg.allow_remote_code)
+    for name, p in model.named_parameters():
+        if not bool(torch.isfinite(p).all()):
+            raise ValueError(f"model {cfg.model}: weight {name!r} contains NaN or Inf")
+    targets = check_targets(model, cfg.targets)
+    check_sizes(model, cfg, targets, len(convs), device)
     pad = tokenizer.pad_token_id
     train = build_dataset(
         convs.train, tokenizer, seq_len=cfg.seq_len, packing=cfg.packing, pad_id=pad
@@ -144,15 +161,29 @@ def prepare(cfg: TrainConfig):
     return model, tokenizer, train, held
 
 
-def _check_folder(out: Path, cfg: TrainConfig, force: bool, procs=SINGLE_PROCESS) -> None:
+def _check_folder(out: Path, cfg: TrainConfig, force: bool) -> bool:
+    """Refuse a folder holding something else; return whether a finished run is to be redone.
+
+    Raises:
+        ValueError: a folder that is not this run's (another config, not a run folder).
+        RunFinished: the folder holds this run, finished, and ``force`` is not set.
+    """
     record = out / "run.json"
     if not record.is_file():
-        if out.exists() and any(out.iterdir()):
+        if out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir()):
             raise ValueError(f"--out {out}: folder exists and is not an artent run folder")
-        return
-    old = json.loads(record.read_text()).get("config", {})
+        return False
+    try:
+        old = json.loads(record.read_text())["config"]
+        if not isinstance(old, dict):
+            raise TypeError("config is not a mapping")
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"--out {out}: run.json is not an artent training record ({e})") from None
     # options added since the old run was written count as their defaults
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    defaults = {
+        f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
+        for f in dataclasses.fields(TrainConfig)
+    }
     old_fp = {k: old.get(k, defaults.get(k)) for k in cfg.fingerprint()}
     if old_fp != cfg.fingerprint():
         diff = next(k for k in cfg.fingerprint() if old_fp.get(k) != cfg.fingerprint()[k])
@@ -163,28 +194,76 @@ def _check_folder(out: Path, cfg: TrainConfig, force: bool, procs=SINGLE_PROCESS
     if (out / "DONE").is_file():
         if not force:
             raise RunFinished(str(out))
-        procs.barrier()  # every process has read the old run before the main one removes it
-        if procs.is_main:
-            shutil.rmtree(out)
-        procs.barrier()
+        return True
+    return False
+
+
+def _checkpoint_steps(out: Path) -> list[int]:
+    """Steps of the complete checkpoints (``step-NNNNNN/``; never a ``.tmp`` folder)."""
+    folder = out / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(
+        int(m.group(1)) for p in folder.iterdir() if (m := CHECKPOINT_DIR.fullmatch(p.name))
+    )
 
 
 def _latest_checkpoint(out: Path) -> Path | None:
-    states = sorted((out / "checkpoints").glob("step-*/trainer_state.pt"))
-    return states[-1].parent if states else None
+    """The newest complete checkpoint that holds the trainer state to resume from."""
+    for step in reversed(_checkpoint_steps(out)):
+        folder = out / "checkpoints" / f"step-{step:06d}"
+        if (folder / "trainer_state.pt").is_file():
+            return folder
+    return None
+
+
+def _journal(stage: str, step: int) -> None:
+    """Called after each write of a checkpoint save (``losses``, ``weights``, ``state``,
+    ``rename``, ``prune``); the fault-injection tests replace it to kill the run there."""
+
+
+def _save_checkpoint(out: Path, step: int, model, optimizer, cfg: TrainConfig, log) -> None:
+    """One checkpoint, as a small journal that a kill at any point leaves resumable.
+
+    1. ``losses.parquet`` with every row up to ``step`` (atomic), before the checkpoint that
+       depends on it: a resume keeps the rows up to its checkpoint and recomputes the rest;
+    2. weights and trainer state into ``step-NNNNNN.tmp/``, which no resume ever reads;
+    3. one rename makes it ``step-NNNNNN/``: the checkpoint exists complete or not at all;
+    4. the older checkpoints' trainer states go (only the newest is resumed from).
+    """
+    import pandas as pd
+    import torch
+
+    write_parquet(out / "losses.parquet", pd.DataFrame(log))
+    _journal("losses", step)
+    folder = out / "checkpoints" / f"step-{step:06d}"
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_checkpoint_weights(model, cfg, tmp)
+    _journal("weights", step)
+    state = {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(), "step": step}
+    torch.save(state, tmp / "trainer_state.pt")
+    _journal("state", step)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    _journal("rename", step)
+    for older in (out / "checkpoints").glob("step-*/trainer_state.pt"):
+        if older.parent != folder:
+            older.unlink()  # only the latest checkpoint needs to resume from
+    _journal("prune", step)
 
 
 def train(cfg: TrainConfig, *, force: bool = False) -> Path:
     """Fine-tune as ``cfg`` says; return the run folder. Resumes an interrupted run.
 
+    The folder is locked while the run writes it (a second process is refused); a run that
+    fails before its first checkpoint removes the folder it created.
+
     Raises:
-        ValueError: bad data, model, targets or options (nothing is written).
+        ValueError: bad data, model, targets or options, an output folder that holds something
+            else, or a loss that became NaN/Inf (naming the step).
         RunFinished: the folder holds this run, finished (pass ``force`` to redo it).
     """
-    import pandas as pd
-    import torch
-    from tqdm.auto import tqdm
-
     out = Path(cfg.out)
     # --- several processes (accelerate launch): see artent.training.distributed -------------
     # SingleProcess (no-ops but the device) unless launched with WORLD_SIZE > 1
@@ -194,9 +273,29 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
             f"option batch_size={cfg.batch_size} is smaller than the {procs.num_processes} "
             "processes that share each batch"
         )
-    _check_folder(out, cfg, force, procs)
+    redo = _check_folder(out, cfg, force)
+    if not procs.is_main:  # the main process alone writes, and so locks, the folder
+        _train(cfg, out, procs, redo, None)
+        return out
+    with claim_out(out, "train", inputs=[cfg.model, cfg.data], record=False) as claim:
+        _train(cfg, out, procs, redo, claim)
+    return out
+
+
+def _train(cfg: TrainConfig, out: Path, procs, redo: bool, claim) -> None:
+    import pandas as pd
+    import torch
+    from tqdm.auto import tqdm
+
     with procs.main_process_first():  # the main process fills the data and model caches first
-        model, tokenizer, train_data, held_data = prepare(cfg)
+        model, tokenizer, train_data, held_data = prepare(cfg, str(procs.device))
+    if redo:  # --force on a finished run: removed only now that the new one is known to start
+        procs.barrier()  # every process has read the old run before the main one removes it
+        if procs.is_main:
+            clear_folder(out)
+        procs.barrier()
+    if procs.is_main:
+        remove_stale_temporaries(out)  # what a killed save left; nobody else writes here
 
     if procs.num_processes == 1:
         model.to(procs.device)  # before the optimizer, so its (resumed) state lands there too
@@ -208,17 +307,16 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
     resume_from = _latest_checkpoint(out)
     if resume_from is not None:
         load_checkpoint_weights(model, cfg, resume_from)
+        # artent's own file, read by torch's weights-only unpickler (tensors and plain values)
         state = torch.load(resume_from / "trainer_state.pt", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         start = state["step"]
-        log = [
-            r
-            for r in pd.read_parquet(out / "losses.parquet").to_dict("records")
-            if r["step"] <= start
-        ]
+        # rows past the checkpoint were written before a save that did not complete: redone
+        losses = out / "losses.parquet"
+        rows = pd.read_parquet(losses).to_dict("records") if losses.is_file() else []
+        log = [r for r in rows if r["step"] <= start]
     elif procs.is_main:
-        out.mkdir(parents=True, exist_ok=True)
         record = {"command": "train", "config": cfg.to_dict(), "versions": versions()}
         record["resumed_at"] = []
         if procs.num_processes > 1:
@@ -244,30 +342,15 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
                     lr=lr_at(cfg, max(step - 1, 0)),
                 )
             )
+            _stop_if_not_finite(log, out, write=procs.is_main)
         if (step in cfg.save_steps or step == cfg.steps) and procs.is_main:
-            folder = out / "checkpoints" / f"step-{step:06d}"
-            tmp = folder.with_name(folder.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            save_checkpoint_weights(model, cfg, tmp)
-            torch.save(
-                {
-                    "optimizer": optimizer.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "step": step,
-                },
-                tmp / "trainer_state.pt",
-            )
-            shutil.rmtree(folder, ignore_errors=True)
-            tmp.rename(folder)
-            for older in (out / "checkpoints").glob("step-*/trainer_state.pt"):
-                if older.parent != folder:
-                    older.unlink()  # only the latest checkpoint needs to resume from
-            write_parquet(out / "losses.parquet", pd.DataFrame(log))
+            _save_checkpoint(out, step, model, optimizer, cfg, log)
+            claim.commit()  # from now on the folder holds a run to resume
 
     # the model that trains (DDP-wrapped under several processes); `model` stays the plain one
     train_model, optimizer = procs.prepare(model, optimizer)
     train_model.train()
-    if start == 0:
+    if resume_from is None:  # a run resumed at step 0 has its step-0 rows already
         evaluate_and_save(0)
     bar = tqdm(
         range(start, cfg.steps),
@@ -312,10 +395,26 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
                 wall_s=time.perf_counter() - t_loop,
             )
         )
+        _stop_if_not_finite(log, out, write=procs.is_main)
         bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
         evaluate_and_save(step + 1)
     if procs.is_main:
         with atomic_path(out / "DONE") as tmp:
             tmp.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
     procs.barrier()
-    return out
+
+
+def _stop_if_not_finite(log: list[dict], out: Path, *, write: bool) -> None:
+    """Stop a run whose last loss is NaN or Inf, naming the step; ``write``: keep its losses."""
+    row = log[-1]
+    if math.isfinite(row["loss"]):
+        return
+    if write:
+        import pandas as pd
+
+        write_parquet(out / "losses.parquet", pd.DataFrame(log))
+    raise ValueError(
+        f"training stopped: the {row['split']} loss is {row['loss']} at step {row['step']} of "
+        f"run {out} (lower --lr, or check the model's weights); the run cannot resume, use "
+        "another --out"
+    )
