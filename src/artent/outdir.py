@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -149,12 +149,20 @@ class Claim:
         out: the folder.
         created: the topmost folder this claim created (``None`` if ``out`` existed).
         committed: whether the folder holds results worth keeping if the command fails.
+        keep: asked on a failure before :meth:`commit`: whether the folder holds something worth
+            keeping anyway (a demo's or sweep's trained checkpoints).
     """
 
     def __init__(self, out: Path, created: Path | None) -> None:
         self.out = out
         self.created = created
         self.committed = False
+        self.keep: Callable[[], bool] | None = None
+
+    def _remove_on_failure(self) -> bool:
+        if self.created is None or self.committed:
+            return False
+        return not (self.keep is not None and self.keep())
 
     def commit(self) -> None:
         """From now on a failure keeps the folder (it holds something to resume from)."""
@@ -163,7 +171,12 @@ class Claim:
 
 def _make_dirs(out: Path) -> Path | None:
     missing = [p for p in (out, *out.parents) if not p.exists()]
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        if missing:
+            shutil.rmtree(missing[-1], ignore_errors=True)
+        raise ValueError(f"{_label(out)}: cannot create the folder ({e.strerror or e})") from None
     return missing[-1] if missing else None
 
 
@@ -244,7 +257,7 @@ def claim_out(
             )
         yield claim
     except BaseException:
-        if created is not None and not claim.committed:
+        if claim._remove_on_failure():
             shutil.rmtree(created, ignore_errors=True)
         raise
     finally:
@@ -262,13 +275,21 @@ def clear_folder(folder: Path) -> None:
             item.unlink()
 
 
-def remove_stale_temporaries(folder: Path) -> None:
-    """Remove what killed writers left: ``.NAME.*.tmp`` files of atomic writes, ``*.tmp/`` folders.
+def remove_stale_temporaries(folder: Path, *, skip: Iterable[str] = ()) -> None:
+    """Remove what killed writers left: ``.NAME.*.tmp`` files of atomic writes and ``*.tmp/``
+    folders (unfinished checkpoints), in ``folder`` and its subfolders one level down.
 
     Only called on a folder this process has locked, so nobody is writing them.
+
+    Args:
+        folder: the locked output folder.
+        skip: subfolders not to look into (run folders of a demo or sweep clean themselves).
     """
-    for item in folder.rglob("*.tmp"):
-        if item.is_dir() and not item.is_symlink():
-            shutil.rmtree(item, ignore_errors=True)
-        elif item.name.startswith("."):
-            item.unlink(missing_ok=True)
+    skip = set(skip)
+    subfolders = [p for p in folder.iterdir() if p.is_dir() and p.name not in skip]
+    for parent in (folder, *subfolders):
+        for item in parent.glob("*.tmp"):
+            if item.is_dir() and not item.is_symlink():
+                shutil.rmtree(item, ignore_errors=True)
+            elif item.name.startswith("."):
+                item.unlink(missing_ok=True)

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from artent.io import read_mapping, versions, write_json, write_parquet
+from artent.outdir import claim_out, remove_stale_temporaries
 from artent.training.config import PRECISIONS
+from artent.validation import OptionError, check_fields
 
 # Smaller tiny base for --quick: each effect still shows, the pretrain takes seconds.
 QUICK_TINY = dict(
@@ -87,11 +89,13 @@ class StudyConfig:
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        check_fields(self, lambda name: f"study option {name}")
         if self.quick:
             self.steps, self.save_every, self.ranks = 20, 10, [2, 8]
             self.n_synthetic, self.text_len, self.n_texts = 400, 32, 4
-        if self.steps < 1 or self.save_every < 1:
-            raise ValueError("study steps and save_every must be positive")
+        for name in ("steps", "batch_size", "seq_len", "save_every", "sweep_rank", "mps_rank"):
+            if getattr(self, name) < 1:
+                raise OptionError(name, f"study option {name} must be a positive integer")
         if self.precision not in PRECISIONS:
             raise ValueError(f"study precision must be one of {PRECISIONS}, not {self.precision!r}")
         if not self.data or not self.ranks or not self.lora_lrs:
@@ -178,7 +182,39 @@ def _texts(path: Path, cfg: StudyConfig) -> list[str]:
 
 
 def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = True) -> Path:
-    """Run (or resume) the whole study into ``out``; return the report's path."""
+    """Run (or resume) the whole study into ``out``; return the report's path.
+
+    Every run's options are checked first; the folder is locked while the study writes it, and
+    a study that fails before its first checkpoint removes the folder it created.
+    """
+    from artent.training.config import TrainConfig
+
+    out = Path(out)
+    record = out / "study.json"
+    plan = cfg.runs()
+    for spec in plan:  # every run's options are checked before anything is created
+        try:
+            TrainConfig(**{k: v for k, v in spec.items() if k != "name"})
+        except ValueError as e:
+            raise ValueError(f"study run {spec['name']}: {e}") from None
+    if record.is_file():
+        old = json.loads(record.read_text())
+        # options added since the folder was written count as their defaults
+        defaults = dataclasses.asdict(StudyConfig(quick=cfg.quick))
+        if {**defaults, **old.get("config", {})} != dataclasses.asdict(cfg):
+            raise ValueError(f"--out {out}: holds a study with another config; use a new folder")
+        timings = old.get("timings", {})
+    else:
+        timings = {}
+    inputs = [cfg.model, *cfg.data]
+    with claim_out(out, "demo", inputs=inputs, record=False) as claim:
+        # a study that fails before any run has a checkpoint leaves nothing behind
+        claim.keep = lambda: any((out / "runs").glob("*/checkpoints/step-??????"))
+        remove_stale_temporaries(out, skip=("runs",))
+        return _run_study(out, cfg, plan, timings, log=log, progress=progress)
+
+
+def _run_study(out: Path, cfg: StudyConfig, plan, timings: dict, *, log, progress: bool) -> Path:
     import pandas as pd
 
     from artent.analysis.baselines import BaselineStudyConfig, run_baseline_study
@@ -196,18 +232,7 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
     from artent.training.config import TrainConfig
     from artent.training.loop import RunFinished, train
 
-    out = Path(out)
     record = out / "study.json"
-    plan = cfg.runs()
-    if record.is_file():
-        old = json.loads(record.read_text())
-        # options added since the folder was written count as their defaults
-        defaults = dataclasses.asdict(StudyConfig(quick=cfg.quick))
-        if {**defaults, **old.get("config", {})} != dataclasses.asdict(cfg):
-            raise ValueError(f"--out {out}: holds a study with another config; use a new folder")
-        timings = old.get("timings", {})
-    else:
-        timings = {}
     t_start = time.perf_counter()
     model = cfg.model
     if model == "tiny" and cfg.quick:
@@ -218,7 +243,6 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
         from artent.models.tiny import ensure_tiny_model
 
         model = str(ensure_tiny_model(progress=progress))
-    out.mkdir(parents=True, exist_ok=True)
 
     def save_record() -> None:
         write_json(
@@ -325,5 +349,10 @@ def load_study_config(path: str | Path | None, **overrides) -> StudyConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"config file {p}: unknown study option {unknown[0]!r}")
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return StudyConfig(**data)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return StudyConfig(**{**data, **given})
+    except OptionError as e:
+        if e.option in data and e.option not in given:
+            raise OptionError(e.option, f"config file {path}: {e}") from None
+        raise

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from artent.io import read_mapping, versions, write_json, write_parquet
+from artent.outdir import claim_out, remove_stale_temporaries
+from artent.validation import check_fields
 
 # Set per point by the sweep itself, so never a sweep option.
 _RESERVED = {"out", "progress"}
@@ -59,6 +61,7 @@ class SweepSpec:
     internal: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_fields(self, lambda name: f"sweep {name}")
         self.base = {k.replace("-", "_"): v for k, v in (self.base or {}).items()}
         self.grid = {k.replace("-", "_"): v for k, v in (self.grid or {}).items()}
         known = _train_fields()
@@ -90,7 +93,9 @@ def load_sweep_spec(path: str | Path) -> SweepSpec:
     if extra:
         raise ValueError(f"sweep spec {path}: unknown key {extra[0]!r} (base, grid, internal)")
     try:
-        return SweepSpec(data.get("base") or {}, data.get("grid") or {}, data.get("internal") or {})
+        return SweepSpec(
+            *(data[k] if data.get(k) is not None else {} for k in ("base", "grid", "internal"))
+        )
     except ValueError as e:
         raise ValueError(f"sweep spec {path}: {e}") from None
 
@@ -257,31 +262,61 @@ def _prepare_shared(points: list[dict[str, Any]]) -> None:
             done.add(key)
 
 
-def _run_ray(points, out, kwargs, address: str, workers: int) -> list[dict]:
+def _connect_ray(address: str, workers: int) -> bool:
+    """Start (``local``) or join Ray; return whether this call did (and so shuts it down).
+
+    Raises:
+        ImportError: Ray is not installed.
+        ValueError: a cluster address Ray cannot reach (one line naming it).
+    """
     try:
         import ray
     except ImportError:
         raise ImportError(RAY_MISSING) from None
-    started = False
-    if not ray.is_initialized():
-        if address == "local":
-            env = {k: os.environ[k] for k in ("ARTENT_CACHE",) if k in os.environ}
-            ray.init(
-                num_cpus=workers if workers > 1 else os.cpu_count(),
-                include_dashboard=False,
-                runtime_env={"env_vars": env} if env else None,
-                log_to_driver=False,
-            )
-        else:
-            ray.init(address=address)
-        started = True
+    if ray.is_initialized():
+        return False
+    if address == "local":
+        env = {k: os.environ[k] for k in ("ARTENT_CACHE",) if k in os.environ}
+        ray.init(
+            num_cpus=workers if workers > 1 else os.cpu_count(),
+            include_dashboard=False,
+            runtime_env={"env_vars": env} if env else None,
+            log_to_driver=False,
+        )
+        return True
+    _check_reachable(address)
     try:
-        task = ray.remote(num_cpus=1)(run_point)
-        refs = [task.remote(p, str(out), **kwargs, single_thread=True) for p in points]
-        return ray.get(refs)
-    finally:
-        if started:
-            ray.shutdown()
+        ray.init(address=address)
+    except Exception as e:  # noqa: BLE001 - ray raises several types for an unreachable cluster
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        raise ValueError(
+            f"--ray {address}: cannot connect ({type(e).__name__}: {lines[0] if lines else ''})"
+        ) from None
+    return True
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse a ``host:port`` (or ``ray://host:port``) address no TCP connection reaches.
+
+    Ray itself retries an unreachable address for about a minute before it gives up.
+    """
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto" or not host or not port.isdigit():
+        return  # "auto" and other forms are Ray's to resolve
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ValueError(f"--ray {address}: cannot connect ({e.strerror or e})") from None
+
+
+def _run_ray(points, out, kwargs) -> list[dict]:
+    import ray
+
+    task = ray.remote(num_cpus=1)(run_point)
+    refs = [task.remote(p, str(out), **kwargs, single_thread=True) for p in points]
+    return ray.get(refs)
 
 
 def run_sweep(spec: SweepSpec, out: str | Path, *, ray: str | None = None, workers: int = 1) -> Any:
@@ -297,22 +332,43 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, ray: str | None = None, worke
     Returns:
         The result table (pandas DataFrame), one row per point in :func:`expand` order.
     """
-    import pandas as pd
 
     if workers < 1:
         raise ValueError(f"option workers must be >= 1, got {workers}")
     points = expand(spec)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(
-        out / "sweep.json",
-        {"spec": dataclasses.asdict(spec), "points": points, "versions": versions()},
-    )
+    record = {"spec": dataclasses.asdict(spec), "points": points}
+    if (out / "sweep.json").is_file():
+        try:
+            old = json.loads((out / "sweep.json").read_text())
+            same = old["spec"] == json.loads(json.dumps(record["spec"], default=str))
+        except (ValueError, KeyError, TypeError):
+            same = False
+        if not same:
+            raise ValueError(f"--out {out}: holds a sweep with another spec; use a new folder")
+    started = _connect_ray(ray, workers) if ray is not None else False
+    try:
+        with claim_out(out, "sweep", record=False) as claim:
+            # a sweep that fails before any point has a checkpoint leaves nothing behind
+            claim.keep = lambda: any((out / "points").glob("*/checkpoints/step-??????"))
+            remove_stale_temporaries(out, skip=("points",))
+            write_json(out / "sweep.json", {**record, "versions": versions()})
+            return _run_points(points, spec, out, ray, workers)
+    finally:
+        if started:
+            import ray as ray_module
+
+            ray_module.shutdown()
+
+
+def _run_points(points, spec: SweepSpec, out: Path, ray: str | None, workers: int) -> Any:
+    import pandas as pd
+
     kwargs = dict(grid_keys=list(spec.grid), internal=spec.internal)
     if ray is None or ray == "local":
         _prepare_shared(points)
     if ray is not None:
-        rows = _run_ray(points, out, kwargs, ray, workers)
+        rows = _run_ray(points, out, kwargs)
     elif workers == 1:
         rows = [run_point(p, out, **kwargs) for p in points]
     else:

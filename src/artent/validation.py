@@ -50,7 +50,8 @@ def check_fields(obj: Any, label: Callable[[str], str] = option) -> None:
 
     Integers pass where a float is annotated (and become floats), lists where a tuple is; a float
     must be finite; ``bool`` is never taken for a number. Fields annotated ``Any`` or with types
-    this does not know are left alone.
+    this does not know are left alone. A float field whose ``metadata`` has ``"infinite": True``
+    may also be ``inf`` (never NaN).
 
     Args:
         obj: a dataclass instance (call this from its ``__post_init__``).
@@ -62,8 +63,11 @@ def check_fields(obj: Any, label: Callable[[str], str] = option) -> None:
     hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
+        tp = hints.get(f.name, Any)
+        if f.metadata.get("infinite") and isinstance(value, float) and math.isinf(value):
+            continue
         try:
-            setattr(obj, f.name, _conform(value, hints.get(f.name, Any)))
+            setattr(obj, f.name, _conform(value, tp))
         except _Mismatch as e:
             raise OptionError(f.name, f"{label(f.name)} must be {e}, got {value!r}") from None
 
@@ -161,7 +165,7 @@ def check_device(name: Any, what: str = "option device", *, allow_auto: bool = F
     else:
         count = int(torch.backends.mps.is_available())
     if count == 0:
-        raise ValueError(f"{what}={name!r}: torch sees no {kind} device on this machine")
+        raise ValueError(f"{what} {name}: torch sees no {kind} device on this machine")
     if index and int(index) >= count:
-        raise ValueError(f"{what}={name!r}: this machine has {count} {kind} device(s)")
+        raise ValueError(f"{what} {name}: this machine has {count} {kind} device(s)")
     return name

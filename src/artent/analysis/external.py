@@ -33,6 +33,7 @@ from artent.entanglement.batched import batched_profiles
 from artent.entanglement.fits import compare_laws, fit_cardy
 from artent.entanglement.rmt import ENCODINGS, random_attention, random_attention_profile
 from artent.entanglement.sites import ORDERS, matrix_layout, prime_factors
+from artent.validation import check_device, check_fields, flag
 
 __all__ = ["ExternalConfig", "plot_external", "run_external", "tokenize_texts"]
 
@@ -74,6 +75,9 @@ class ExternalConfig:
     batch_size: int = 8
 
     def __post_init__(self) -> None:
+        check_fields(self, flag)
+        if self.device is not None:
+            check_device(self.device, "--device")
         self.seq_len = _positive_int(self.seq_len, "--seq-len")
         if len(prime_factors(self.seq_len)) < 2:
             raise ValueError(

@@ -25,6 +25,8 @@ from artent.entanglement import (
     schmidt_spectra,
     valley,
 )
+from artent.entanglement.sites import ORDERS
+from artent.validation import check_device, check_fields, flag
 
 
 @dataclass
@@ -45,13 +47,20 @@ class InternalConfig:
     layers: list[int] | None = None
     k: int = 2
     order: str = "sequential"
-    renyi: float = 1.0
+    renyi: float = field(default=1.0, metadata={"infinite": True})  # inf: the min-entropy
     device: str | None = None
     allow_pickle: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.modules, str):
             self.modules = [m.strip() for m in self.modules.split(",") if m.strip()]
+        check_fields(self, flag)
+        if self.device is not None:
+            check_device(self.device, "--device")
+        if self.order not in ORDERS:
+            raise ValueError(f"--order must be one of {', '.join(ORDERS)}, not {self.order!r}")
+        if not self.renyi >= 0:
+            raise ValueError(f"--renyi must be a number >= 0, got {self.renyi!r}")
         if not self.modules:
             raise ValueError("--modules is empty: name at least one module (e.g. q_proj)")
         if self.k < 1:

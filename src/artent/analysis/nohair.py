@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from artent.analysis.internal import InternalConfig, Source, run_internal
-from artent.analysis.runs import run_checkpoints
+from artent.analysis.runs import resolve_base, run_checkpoints
+from artent.validation import check_device, check_fields, flag
 
 ENTROPY = "entropy"
 
@@ -39,6 +40,7 @@ class NoHairConfig:
         encodings: attention encodings for the external profiles.
         orders: site orders for the external profiles.
         device: torch device for the profiles (``None``: CPU).
+        allow_pickle: read pickle checkpoints (never by default).
     """
 
     seq_len: int = 64
@@ -47,6 +49,12 @@ class NoHairConfig:
     encodings: tuple[str, ...] = ("amplitude",)
     orders: tuple[str, ...] = ("sequential",)
     device: str | None = None
+    allow_pickle: bool = False
+
+    def __post_init__(self) -> None:
+        check_fields(self, flag)
+        if self.device is not None:
+            check_device(self.device, "--device")
 
 
 @dataclass
@@ -68,6 +76,8 @@ class ModelSpec:
 
 def resolve_specs(items: list[str], base: str | None = None) -> list[ModelSpec]:
     """Turn run folders, adapter folders and model folders into specs, plus their common base."""
+    if base is not None:
+        base = resolve_base(base)  # `tiny` as the cached folder, as the runs record their base
     specs: list[ModelSpec] = []
     for item in items:
         p = Path(item)
@@ -92,6 +102,20 @@ def resolve_specs(items: list[str], base: str | None = None) -> list[ModelSpec]:
     if len({s.label for s in specs}) != len(specs):
         raise ValueError("two models to compare have the same folder name; rename one")
     return [ModelSpec("base", bases.pop(), "base"), *specs]
+
+
+def check_specs(specs: list[ModelSpec], cfg: NoHairConfig) -> None:
+    """Check every adapter against its base before any model is loaded (or unpickled).
+
+    Raises:
+        ValueError: naming the first adapter that does not fit, or a pickle without
+            ``cfg.allow_pickle``.
+    """
+    from artent.models.loading import check_adapter_on
+
+    for spec in specs:
+        if spec.kind == "adapter":
+            check_adapter_on(spec.path, spec.base, allow_pickle=cfg.allow_pickle)
 
 
 def js_divergence_rows(p, q) -> float:
@@ -149,13 +173,15 @@ def run_nohair(specs: list[ModelSpec], texts: list[str], cfg: NoHairConfig):
         scaling_lengths=(cfg.seq_len,),
         baseline_samples=1,
     )
-    int_cfg = InternalConfig(modules=cfg.modules, device=cfg.device)
+    int_cfg = InternalConfig(modules=cfg.modules, device=cfg.device, allow_pickle=cfg.allow_pickle)
+    check_specs(specs, cfg)
     measured: dict[str, dict] = {}
     for spec in specs:
         model, tok = load_for_forward(
             spec.base,
             full=spec.path if spec.kind == "full" else None,
             adapter=spec.path if spec.kind == "adapter" else None,
+            allow_pickle=cfg.allow_pickle,
         )
         ids = tokenize_texts(tok, texts, cfg.seq_len, cfg.n_texts)
         with torch.no_grad():

@@ -10,6 +10,21 @@ from rich.table import Table
 
 from artent.cli.app import Opt, UserError, app, console
 
+INTERNAL_FILES = ("internal.parquet", "internal_summary.parquet", "internal.png")
+EXTERNAL_FILES = (
+    "external.parquet",
+    "external_summary.parquet",
+    "scaling.parquet",
+    "baseline.parquet",
+    "external.png",
+)
+NOHAIR_FILES = (
+    "nohair.parquet",
+    "nohair_internal.parquet",
+    "nohair_external.parquet",
+    "nohair.png",
+)
+
 
 def _layers(text: str | None) -> list[int] | None:
     if not text:
@@ -51,6 +66,7 @@ def internal(
         sources_from_run,
     )
     from artent.io import write_parquet, write_run_record
+    from artent.outdir import claim_out
 
     try:
         cfg = InternalConfig(
@@ -72,14 +88,17 @@ def internal(
             sources += sources_from_run(r)
         if not sources:
             raise UserError("nothing to analyse: pass --base/--tuned, --adapter or --run")
-        profiles, summary = run_internal(sources, cfg)
     except ValueError as e:
         raise UserError(str(e)) from None
-    out.mkdir(parents=True, exist_ok=True)
-    write_parquet(out / "internal.parquet", profiles)
-    write_parquet(out / "internal_summary.parquet", summary)
-    plot_internal(profiles, summary, out / "internal.png")
-    write_run_record(out, "internal", dict(cfg.__dict__, sources=[s.__dict__ for s in sources]))
+    inputs = [base, tuned, *(adapter or []), *(run or [])]
+    with claim_out(out, "internal", inputs=inputs, writes=INTERNAL_FILES) as claim:
+        profiles, summary = run_internal(sources, cfg)
+        write_parquet(out / "internal.parquet", profiles)
+        write_parquet(out / "internal_summary.parquet", summary)
+        plot_internal(profiles, summary, out / "internal.png")
+        record = dict(cfg.__dict__, sources=[s.__dict__ for s in sources])
+        write_run_record(out, "internal", record)
+        claim.commit()
     zero = summary[summary.status == "zero update"]
     table = Table(
         "source",
@@ -116,7 +135,14 @@ def _read_texts(path: Path) -> list[str]:
 
     if not path.is_file():
         raise UserError(f"--texts {path}: no such file")
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    raw = path.read_bytes()
+    try:
+        if b"\0" in raw:
+            raise UnicodeDecodeError("utf-8", raw, raw.index(b"\0"), raw.index(b"\0") + 1, "NUL")
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"--texts {path}: not a UTF-8 text file (byte {e.start})") from None
+    lines = [ln for ln in text.splitlines() if ln.strip()]
     if path.suffix == ".jsonl":
         try:
             lines = [json.loads(ln)["text"] for ln in lines]
@@ -143,6 +169,7 @@ def external(
     encodings: Annotated[str, Opt(help="amplitude,born")] = "amplitude,born",
     orders: Annotated[str, Opt(help="sequential,interleaved")] = "sequential,interleaved",
     device: Annotated[str | None, Opt(help="torch device for the eigen-solves")] = None,
+    allow_pickle: Annotated[bool, Opt("--allow-pickle", help="read pickle checkpoints")] = False,
 ) -> None:
     """Entanglement profiles of attention matrices, their Cardy fits and the random baseline."""
     import pandas as pd
@@ -150,7 +177,8 @@ def external(
     from artent.analysis.external import ExternalConfig, plot_external, run_external
     from artent.analysis.runs import run_checkpoints
     from artent.io import write_parquet, write_run_record
-    from artent.models.loading import load_for_forward
+    from artent.models.loading import check_adapter_on, load_for_forward
+    from artent.outdir import claim_out
 
     lines = _read_texts(texts)
     try:
@@ -162,6 +190,8 @@ def external(
             orders=tuple(orders.split(",")),
         )
         jobs: list[tuple[str, int | None, dict]] = []
+        if adapter and not model:
+            raise UserError("--adapter needs --model (the model it adapts)")
         if model:
             jobs.append(
                 (
@@ -176,22 +206,27 @@ def external(
                 jobs.append((c.label, c.step, dict(base=c.base, **{kind: c.path})))
         if not jobs:
             raise UserError("nothing to analyse: pass --model (and --adapter) or --run")
+        for _, _, spec in jobs:  # every pair is checked before any model is loaded
+            if spec.get("adapter"):
+                check_adapter_on(spec["adapter"], spec["base"], allow_pickle=allow_pickle)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    inputs = [texts, model, adapter, *(run or [])]
+    with claim_out(out, "external", inputs=inputs, writes=EXTERNAL_FILES) as claim:
         tables: dict[str, list] = {}
         for label, step, spec in jobs:
-            m, tok = load_for_forward(**spec)
+            m, tok = load_for_forward(**spec, allow_pickle=allow_pickle)
             with console.status(
                 f"attention of {label}" + (f" step {step}" if step is not None else "")
             ):
                 for name, frame in run_external(m, tok, lines, cfg, step=step, label=label).items():
                     tables.setdefault(name, []).append(frame)
         merged = {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    out.mkdir(parents=True, exist_ok=True)
-    for name, frame in merged.items():
-        write_parquet(out / f"{name}.parquet", frame)
-    plot_external(merged, out / "external.png")
-    write_run_record(out, "external", dict(cfg.__dict__, jobs=[j[:2] for j in jobs]))
+        for name, frame in merged.items():
+            write_parquet(out / f"{name}.parquet", frame)
+        plot_external(merged, out / "external.png")
+        write_run_record(out, "external", dict(cfg.__dict__, jobs=[j[:2] for j in jobs]))
+        claim.commit()
     s = merged["external_summary"]
     table = Table(
         "label",
@@ -229,10 +264,18 @@ def nohair(
     n_texts: Annotated[int, Opt(help="texts used")] = 8,
     modules: Annotated[str, Opt(help="modules of the internal profiles")] = "q_proj,v_proj",
     device: Annotated[str | None, Opt(help="torch device for the profiles")] = None,
+    allow_pickle: Annotated[bool, Opt("--allow-pickle", help="read pickle checkpoints")] = False,
 ) -> None:
     """Pairwise no-hair comparison: internal vs external contrasts, attention-output distances."""
-    from artent.analysis.nohair import NoHairConfig, plot_nohair, resolve_specs, run_nohair
+    from artent.analysis.nohair import (
+        NoHairConfig,
+        check_specs,
+        plot_nohair,
+        resolve_specs,
+        run_nohair,
+    )
     from artent.io import write_parquet, write_run_record
+    from artent.outdir import claim_out
 
     lines = _read_texts(texts)
     try:
@@ -241,17 +284,20 @@ def nohair(
             n_texts=n_texts,
             device=device,
             modules=[m for m in modules.split(",") if m],
+            allow_pickle=allow_pickle,
         )
         specs = resolve_specs(models, base)
-        result = run_nohair(specs, lines, cfg)
+        check_specs(specs, cfg)
     except ValueError as e:
         raise UserError(str(e)) from None
-    out.mkdir(parents=True, exist_ok=True)
-    write_parquet(out / "nohair.parquet", result["pairs"])
-    write_parquet(out / "nohair_internal.parquet", result["internal"])
-    write_parquet(out / "nohair_external.parquet", result["external"])
-    plot_nohair(result["pairs"], out / "nohair.png")
-    write_run_record(out, "nohair", dict(cfg.__dict__, models=[s.__dict__ for s in specs]))
+    with claim_out(out, "nohair", inputs=[texts, base, *models], writes=NOHAIR_FILES) as claim:
+        result = run_nohair(specs, lines, cfg)
+        write_parquet(out / "nohair.parquet", result["pairs"])
+        write_parquet(out / "nohair_internal.parquet", result["internal"])
+        write_parquet(out / "nohair_external.parquet", result["external"])
+        plot_nohair(result["pairs"], out / "nohair.png")
+        write_run_record(out, "nohair", dict(cfg.__dict__, models=[s.__dict__ for s in specs]))
+        claim.commit()
     table = Table(
         "model",
         "vs",

@@ -10,10 +10,12 @@ from rich.table import Table
 
 from artent.cli.app import Opt, UserError, app, console
 
+PROFILE_COLUMNS = ("tensor", "bond", "entropy")
+
 
 @app.command()
 def profile(
-    path: Annotated[Path, typer.Argument(help="a .safetensors file")],
+    path: Annotated[Path, typer.Argument(help="a .safetensors file (or a checkpoint folder)")],
     tensor: Annotated[
         list[str] | None, typer.Option("--tensor", "-t", help="tensor name(s); default: all 2-D")
     ] = None,
@@ -21,38 +23,47 @@ def profile(
     base: Annotated[str, typer.Option(help="'e' (nats) or '2' (bits)")] = "e",
     order: Annotated[str, typer.Option(help="sequential | interleaved")] = "sequential",
     out: Annotated[Path | None, typer.Option(help="write the profiles to this .parquet")] = None,
+    allow_pickle: Annotated[bool, Opt("--allow-pickle", help="read pickle checkpoints")] = False,
 ) -> None:
     """Entanglement profile of 2-D tensors in a safetensors file."""
     import pandas as pd
-    from safetensors import SafetensorError, safe_open
 
     from artent.entanglement import entanglement_profile
+    from artent.entanglement.sites import ORDERS
     from artent.io import write_parquet
+    from artent.models.checkpoints import open_checkpoint
+    from artent.outdir import check_out_file
 
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"{path}: no such file")
-    base_arg: str | int = 2 if base == "2" else base
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            names = list(f.keys())
-            wanted = tensor or [n for n in names if len(f.get_slice(n).get_shape()) == 2]
-            missing = [n for n in wanted if n not in names]
-            if missing:
-                raise UserError(f"{path}: no tensor named {missing[0]!r}")
-            if not wanted:
-                raise UserError(f"{path}: holds no 2-D tensor")
-            rows = []
-            for name in wanted:
-                try:
-                    prof = entanglement_profile(
-                        f.get_tensor(name), renyi=renyi, base=base_arg, order=order
-                    )
-                except ValueError as e:
-                    raise UserError(f"{path}: tensor {name!r}: {e}") from None
-                rows += [dict(tensor=name, bond=l, entropy=s) for l, s in enumerate(prof, 1)]
-    except SafetensorError as e:
-        raise UserError(f"{path}: not a readable safetensors file ({e})") from None
-    frame = pd.DataFrame(rows)
+    if base not in ("e", "2"):
+        raise UserError(f"--base must be 'e' (nats) or '2' (bits), not {base!r}")
+    if order not in ORDERS:
+        raise UserError(f"--order must be one of {', '.join(ORDERS)}, not {order!r}")
+    if out is not None:
+        check_out_file(out, inputs=[path], columns=PROFILE_COLUMNS)
+    with open_checkpoint(path, allow_pickle=allow_pickle) as ckpt:
+        names = ckpt.keys()
+        missing = [n for n in tensor or [] if n not in ckpt]
+        if missing:
+            raise UserError(f"{path}: no tensor named {missing[0]!r}")
+        wanted = tensor or [
+            n
+            for n in names
+            if len(ckpt.shape(n)) == 2 and getattr(ckpt.dtype(n), "is_floating_point", False)
+        ]
+        if not wanted:
+            raise UserError(f"{path}: holds no 2-D float tensor")
+        rows = []
+        for name in wanted:
+            try:
+                prof = entanglement_profile(
+                    ckpt.get(name), renyi=renyi, base=2 if base == "2" else base, order=order
+                )
+            except ValueError as e:
+                raise UserError(f"{path}: tensor {name!r}: {e}") from None
+            rows += [dict(tensor=name, bond=l, entropy=s) for l, s in enumerate(prof, 1)]
+    frame = pd.DataFrame(rows, columns=list(PROFILE_COLUMNS))
     table = Table("tensor", "bonds", "max S", "profile")
     for name, g in frame.groupby("tensor", sort=False):
         table.add_row(

@@ -56,6 +56,10 @@ class NumpyBackend:
         return float(np.linalg.norm(x))
 
     @staticmethod
+    def max_abs(x: np.ndarray) -> float:
+        return float(np.abs(x).max()) if x.size else 0.0
+
+    @staticmethod
     def all_finite(x: np.ndarray) -> bool:
         return bool(np.isfinite(x).all())
 
@@ -106,6 +110,9 @@ class TorchBackend:
 
     def norm(self, x) -> float:
         return float(self.torch.linalg.vector_norm(x))
+
+    def max_abs(self, x) -> float:
+        return float(x.abs().max()) if x.numel() else 0.0
 
     def all_finite(self, x) -> bool:
         return bool(self.torch.isfinite(x).all())

@@ -48,12 +48,15 @@ def _as_batch(states: Any, dims: Sequence[int], device: Any):
     if not bool(finite.all()):
         bad = int(torch.nonzero(~finite)[0, 0])
         raise ValueError(f"states: batch item {bad} contains NaN or Inf values")
-    norms = torch.linalg.vector_norm(x, dim=1)
-    if not bool((norms > 0).all()):
-        bad = int(torch.nonzero(norms == 0)[0, 0])
+    peaks = x.abs().amax(dim=1)
+    if not bool((peaks > 0).all()):
+        bad = int(torch.nonzero(peaks == 0)[0, 0])
         raise ValueError(f"states: batch item {bad} is all zeros: a zero state has no entanglement")
     # Each state by its own Frobenius norm: the profile is scale-free, so this only fixes units.
-    return x / norms[:, None], dims
+    # Divided by its largest entry first, so that the squares of entries near 1e300 (or 1e-300)
+    # neither overflow nor underflow before the norm is taken.
+    x = x / peaks[:, None]
+    return x / torch.linalg.vector_norm(x, dim=1)[:, None], dims
 
 
 def _clean(ev):

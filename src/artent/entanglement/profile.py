@@ -186,22 +186,27 @@ def chain_spectra_svd(psi: np.ndarray, dims: Sequence[int]) -> list[np.ndarray]:
 
 
 def _validated(x: Any, what: str, backend) -> Any:
-    arr = backend.asarray(x)
+    arr = _scaled(backend.asarray(x), what, backend)
+    if arr is None:
+        raise ValueError(f"{what} is all zeros: a zero matrix has no state and no entanglement")
+    return arr / backend.norm(arr)
+
+
+def _scaled(arr: Any, what: str, backend) -> Any:
+    """``arr / max|arr|`` (``None`` if all zeros): the profile is scale-free, and squaring entries
+    near 1e300 (or 1e-300) for the norm would overflow (underflow) before it is taken."""
     if not backend.all_finite(arr):
         raise ValueError(f"{what} contains NaN or Inf values")
-    norm = backend.norm(arr)
-    if norm == 0.0:
-        raise ValueError(f"{what} is all zeros: a zero matrix has no state and no entanglement")
-    return arr / norm
+    peak = backend.max_abs(arr)
+    return None if peak == 0.0 else arr / peak
 
 
 def _low_rank_spectra(lr: LowRank, row_dims, col_dims, backend) -> list[np.ndarray]:
     """Spectra of ``B @ A`` at every sequential bond, from ``m x r`` and ``r x n`` pieces."""
-    B = backend.asarray(lr.B)
-    A = backend.asarray(lr.A)
-    for name, f in (("B", B), ("A", A)):
-        if not backend.all_finite(f):
-            raise ValueError(f"LowRank factor {name} contains NaN or Inf values")
+    B = _scaled(backend.asarray(lr.B), "LowRank factor B", backend)
+    A = _scaled(backend.asarray(lr.A), "LowRank factor A", backend)
+    if B is None or A is None:
+        raise ValueError("LowRank product B @ A is all zeros (a zero update has no state)")
     # B = Q_B R_B and A^T = Q_A R_A, so B A = Q_B (R_B R_A^T) Q_A^T. Only the R factors are
     # needed: B R_A^T = Q_B R_B R_A^T carries the row side, R_B A the column side.
     r_b = backend.qr_r(B)

@@ -17,7 +17,6 @@ one module at a time, so memory stays at a few tensors whatever the model size.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +26,7 @@ from pathlib import Path
 import torch
 
 from artent.entanglement.profile import LowRank
+from artent.models.adapter_check import check_fits, read_adapter_config
 from artent.models.checkpoints import Checkpoint, CheckpointError, open_checkpoint, parse_module_key
 
 DEFAULT_MODULES = ("q_proj", "v_proj")
@@ -237,34 +237,26 @@ def _pattern_value(pattern: dict | None, name: str, default):
     return default
 
 
+def _adapter_weights_file(path: Path) -> Path:
+    """The weights of an adapter folder (a weights file passed itself is returned as is)."""
+    if not path.is_dir():
+        return path
+    for name in ("adapter_model.safetensors", "adapter_model.bin"):
+        if (path / name).is_file():
+            return path / name
+    raise CheckpointError(f"adapter folder {path} has no adapter_model.safetensors")
+
+
 class _Adapter:
     """One saved adapter: its config, its tensors grouped by module, and the optional base."""
 
     def __init__(self, adapter, base, allow_pickle: bool):
         path = Path(adapter)
-        folder = path if path.is_dir() else path.parent
-        if not path.exists():
-            raise CheckpointError(f"adapter {path} does not exist")
-        config_file = folder / "adapter_config.json"
-        if not config_file.is_file():
-            raise CheckpointError(f"adapter folder {folder} has no adapter_config.json")
-        try:
-            self.config = json.loads(config_file.read_text())
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{config_file}: not valid JSON ({exc})") from exc
+        self.config = read_adapter_config(path)
         self.path = path
-        self.peft_type = str(self.config.get("peft_type", "")).upper()
-        if self.peft_type not in ADAPTER_KINDS:
-            raise ValueError(
-                f"adapter {path}: peft_type '{self.config.get('peft_type')}' is not supported "
-                f"(supported: {', '.join(sorted(ADAPTER_KINDS))})"
-            )
+        self.peft_type = self.config["peft_type"].upper()
         if path.is_dir():
-            weights = [path / n for n in ("adapter_model.safetensors", "adapter_model.bin")]
-            weights = [w for w in weights if w.is_file()]
-            if not weights:
-                raise CheckpointError(f"adapter folder {path} has no adapter_model.safetensors")
-            path = weights[0]
+            path = _adapter_weights_file(path)
         self.ckpt = open_checkpoint(path, allow_pickle=allow_pickle)
         self.base = None if base is None else open_checkpoint(base, allow_pickle=allow_pickle)
         self.fan_in_fan_out = bool(self.config.get("fan_in_fan_out", False))
@@ -494,15 +486,11 @@ def _plan_adapter(adapter, base, modules, layers, allow_pickle):
             ad.require_base("a DoRA update depends on the base weights")
     if ad.peft_type == "VERA":
         ad.require_base("VeRA stores no module input widths")
+    check_fits(ad)  # the same check external and nohair make before loading the pair
     plan = _select(ad.modules, modules, layers, ad.path)
     shape_of = _READERS[ad.peft_type][0]
     for name, _, _ in plan:
-        rows, cols = shape_of(ad, name, ad.modules[name])
-        if ad.base is not None and (rows, cols) != ad.base_shape(name):
-            raise ValueError(
-                f"adapter {ad.path}: module '{name}' has shape {(rows, cols)} but the base "
-                f"{ad.base.path} has {ad.base_shape(name)}"
-            )
+        shape_of(ad, name, ad.modules[name])
     return ad, plan
 
 

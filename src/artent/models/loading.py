@@ -1,15 +1,58 @@
-"""Loading causal LMs the artent way: safetensors only, no remote code unless asked."""
+"""Loading causal LMs the artent way: safetensors only, no remote code unless asked.
+
+Adapters are put on their base through the same guarded reader as every other checkpoint
+(:func:`artent.models.checkpoints.open_checkpoint`: a pickle only with ``allow_pickle``), after
+:func:`artent.models.adapter_check.check_adapter_fits` has checked the pair from the headers;
+peft's own loader, which unpickles ``adapter_model.bin`` unasked, is never called.
+"""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 
-def load_base(name: str, *, allow_remote_code: bool = False):
+def quiet_peft() -> None:
+    """Silence the deprecation warning peft 0.21 triggers in transformers 5 on every adapter run.
+
+    peft calls ``is_gradient_checkpointing``, which transformers 5 deprecated; there is nothing a
+    user can act on, and it printed two lines on stderr for every adapter loaded or trained.
+    """
+    warnings.filterwarnings(
+        "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+    )
+
+
+def local_model(name: str) -> Path | None:
+    """The local folder behind a model name (``tiny``: the cached tiny model), or ``None``."""
+    if name == "tiny":
+        from artent.models.tiny import ensure_tiny_model
+
+        return ensure_tiny_model(progress=False)
+    local = Path(name).expanduser()
+    return local if local.exists() else None
+
+
+def _one_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
+def _from_pretrained(what: str, fn, *args, **kwargs):
+    """Call a transformers loader; anything it raises is the folder's fault: one line naming it."""
+    try:
+        return fn(*args, **kwargs)
+    except (ValueError, OSError, TypeError, KeyError, AttributeError, RuntimeError) as e:
+        raise ValueError(f"{what}: cannot load ({type(e).__name__}: {_one_line(e)})") from None
+
+
+def load_base(name: str, *, allow_remote_code: bool = False, allow_pickle: bool = False):
     """The causal LM and tokenizer behind ``name`` (``"tiny"``, a local folder or a hub name).
 
-    Local folders are read with safetensors only; remote code runs only with ``allow_remote_code``.
+    Local folders are read with safetensors only (pickle weights with ``allow_pickle``); remote
+    code runs only with ``allow_remote_code``. A folder transformers cannot read (a bad
+    ``config.json``, missing weights) is a one-line ``ValueError`` naming it.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -26,18 +69,61 @@ def load_base(name: str, *, allow_remote_code: bool = False):
         raise ValueError(f"model {name}: folder has no config.json (not a transformers model)")
     kwargs: dict[str, Any] = dict(trust_remote_code=allow_remote_code, dtype=torch.float32)
     if local.exists():
-        kwargs.update(local_files_only=True, use_safetensors=True)
+        kwargs.update(local_files_only=True, use_safetensors=None if allow_pickle else True)
         name = str(local)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            name, **{k: v for k, v in kwargs.items() if k != "dtype"}
-        )
-        model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
-    except OSError as e:
-        raise ValueError(f"model {name}: cannot load ({str(e).splitlines()[0]})") from None
+    tok_kwargs = {k: v for k, v in kwargs.items() if k not in ("dtype", "use_safetensors")}
+    tokenizer = _from_pretrained(f"model {name}", AutoTokenizer.from_pretrained, name, **tok_kwargs)
+    model = _from_pretrained(f"model {name}", AutoModelForCausalLM.from_pretrained, name, **kwargs)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def check_adapter_on(adapter: str, base: str, *, allow_pickle: bool = False) -> None:
+    """Refuse an adapter that does not fit ``base`` (headers only; a hub base is not checked)."""
+    from artent.models.adapter_check import check_adapter_fits, read_adapter_config
+
+    read_adapter_config(adapter)
+    folder = local_model(base)
+    if folder is not None:
+        check_adapter_fits(adapter, folder, allow_pickle=allow_pickle)
+
+
+def put_adapter(model, adapter: str, *, allow_pickle: bool = False):
+    """``model`` with the PEFT adapter folder ``adapter`` on it, for inference.
+
+    The config is built by peft from ``adapter_config.json`` (validated first); the weights are
+    read by artent's guarded reader and set with peft's ``set_peft_model_state_dict``.
+
+    Raises:
+        ValueError: a config peft cannot build, or weights that do not fit the model.
+    """
+    from peft import PeftConfig, PeftModel, set_peft_model_state_dict
+    from peft.auto import MODEL_TYPE_TO_PEFT_MODEL_MAPPING
+
+    import artent.adapters.mps  # noqa: F401  (registers the mps method with peft)
+    from artent.models.adapter_check import adapter_weights, read_adapter_config
+
+    quiet_peft()
+    read_adapter_config(adapter)
+    what = f"adapter {adapter}"
+    config = _from_pretrained(what, PeftConfig.from_pretrained, adapter)
+    config.inference_mode = True
+    weights = adapter_weights(adapter, allow_pickle=allow_pickle)
+    # the class peft's own from_pretrained picks for the config's task type
+    wrapper = MODEL_TYPE_TO_PEFT_MODEL_MAPPING.get(config.task_type, PeftModel)
+    model = _from_pretrained(what, wrapper, model, config, "default")
+    result = _from_pretrained(what, set_peft_model_state_dict, model, weights, "default")
+    unexpected = list(result.unexpected_keys)
+    missing = [k for k in result.missing_keys if "default" in k.split(".")]
+    if unexpected or missing:
+        key, where = (
+            (unexpected[0], "fits no module of")
+            if unexpected
+            else (missing[0], "is missing from the adapter's weights for")
+        )
+        raise ValueError(f"adapter {adapter}: tensor '{key}' {where} the model")
+    return model.eval()
 
 
 def load_for_forward(
@@ -46,6 +132,7 @@ def load_for_forward(
     full: str | None = None,
     adapter: str | None = None,
     allow_remote_code: bool = False,
+    allow_pickle: bool = False,
 ):
     """A model ready for a forward pass: the base, a full fine-tuned folder, or base + adapter.
 
@@ -53,29 +140,29 @@ def load_for_forward(
         base: what :func:`load_base` accepts; its tokenizer is used in every case (an FFT
             checkpoint folder carries weights and config but not always a tokenizer).
         full: a fine-tuned model folder (config.json + safetensors weights).
-        adapter: a PEFT adapter folder (LoRA-family or artent's MPS) to put on the base.
+        adapter: a PEFT adapter folder (LoRA-family or artent's MPS) to put on the base; it is
+            checked against the base before either is loaded.
+        allow_remote_code: let transformers run a model's own code.
+        allow_pickle: read pickle checkpoints (``*.bin``); refused otherwise.
     """
     import torch
     from transformers import AutoModelForCausalLM
 
-    model, tokenizer = load_base(base, allow_remote_code=allow_remote_code)
+    if adapter is not None and full is None:
+        check_adapter_on(adapter, base, allow_pickle=allow_pickle)
+    model, tokenizer = load_base(
+        base, allow_remote_code=allow_remote_code, allow_pickle=allow_pickle
+    )
     if full is not None:
-        try:
-            model = AutoModelForCausalLM.from_pretrained(
-                full,
-                local_files_only=True,
-                use_safetensors=True,
-                dtype=torch.float32,
-                trust_remote_code=allow_remote_code,
-            )
-        except OSError as e:
-            raise ValueError(f"model {full}: cannot load ({str(e).splitlines()[0]})") from None
+        model = _from_pretrained(
+            f"model {full}",
+            AutoModelForCausalLM.from_pretrained,
+            full,
+            local_files_only=True,
+            use_safetensors=None if allow_pickle else True,
+            dtype=torch.float32,
+            trust_remote_code=allow_remote_code,
+        )
     elif adapter is not None:
-        from peft import PeftModel
-
-        import artent.adapters.mps  # noqa: F401  (registers the mps method with peft)
-
-        if not (Path(adapter) / "adapter_config.json").is_file():
-            raise ValueError(f"adapter folder {adapter} has no adapter_config.json")
-        model = PeftModel.from_pretrained(model, adapter)
+        model = put_adapter(model, adapter, allow_pickle=allow_pickle)
     return model.eval(), tokenizer

@@ -28,7 +28,13 @@ import numpy as np
 
 from artent.io import atomic_path, versions, write_json, write_parquet
 from artent.models.loading import load_base
-from artent.outdir import LOCK_NAME, claim_out, clear_folder, remove_stale_temporaries
+from artent.outdir import (
+    LOCK_NAME,
+    check_out,
+    claim_out,
+    clear_folder,
+    remove_stale_temporaries,
+)
 from artent.training.config import TrainConfig
 from artent.training.distributed import SINGLE_PROCESS, detect_processes, resolve_device
 from artent.training.methods import (
@@ -168,6 +174,7 @@ def _check_folder(out: Path, cfg: TrainConfig, force: bool) -> bool:
         ValueError: a folder that is not this run's (another config, not a run folder).
         RunFinished: the folder holds this run, finished, and ``force`` is not set.
     """
+    check_out(out, "train", inputs=[cfg.model, cfg.data])  # another command's folder, an input
     record = out / "run.json"
     if not record.is_file():
         if out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir()):

@@ -41,14 +41,11 @@ def attach_method(model, cfg: TrainConfig):
         for p in model.parameters():
             p.requires_grad_(True)
         return model
-    import warnings
-
     from peft import LoraConfig, get_peft_model
 
-    # peft 0.21 calls a transformers API that transformers 5 deprecated; nothing to act on here.
-    warnings.filterwarnings(
-        "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
-    )
+    from artent.models.loading import quiet_peft
+
+    quiet_peft()
 
     if cfg.method == "lora":
         peft_cfg = LoraConfig(
