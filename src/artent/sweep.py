@@ -83,6 +83,10 @@ class SweepSpec:
         bad = sorted(set(self.internal) - internal_known)
         if bad:
             raise ValueError(f"sweep internal: unknown option {bad[0]!r}")
+        try:
+            InternalConfig(**self.internal)  # its values too, before any point trains
+        except ValueError as e:
+            raise ValueError(f"sweep internal: {e}") from None
 
 
 def load_sweep_spec(path: str | Path) -> SweepSpec:
@@ -93,11 +97,13 @@ def load_sweep_spec(path: str | Path) -> SweepSpec:
     if extra:
         raise ValueError(f"sweep spec {path}: unknown key {extra[0]!r} (base, grid, internal)")
     try:
-        return SweepSpec(
+        spec = SweepSpec(
             *(data[k] if data.get(k) is not None else {} for k in ("base", "grid", "internal"))
         )
+        expand(spec)  # every point's options, so that a bad one names this file
     except ValueError as e:
         raise ValueError(f"sweep spec {path}: {e}") from None
+    return spec
 
 
 def _label(value: Any) -> str:

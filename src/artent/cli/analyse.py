@@ -66,8 +66,10 @@ def internal(
         sources_from_run,
     )
     from artent.io import write_parquet, write_run_record
-    from artent.outdir import claim_out
+    from artent.outdir import check_out, claim_out
 
+    inputs = [base, tuned, *(adapter or []), *(run or [])]
+    check_out(out, "internal", inputs=inputs, writes=INTERNAL_FILES)
     try:
         cfg = InternalConfig(
             modules=modules,
@@ -90,7 +92,6 @@ def internal(
             raise UserError("nothing to analyse: pass --base/--tuned, --adapter or --run")
     except ValueError as e:
         raise UserError(str(e)) from None
-    inputs = [base, tuned, *(adapter or []), *(run or [])]
     with claim_out(out, "internal", inputs=inputs, writes=INTERNAL_FILES) as claim:
         profiles, summary = run_internal(sources, cfg)
         write_parquet(out / "internal.parquet", profiles)
@@ -178,8 +179,10 @@ def external(
     from artent.analysis.runs import run_checkpoints
     from artent.io import write_parquet, write_run_record
     from artent.models.loading import check_adapter_on, load_for_forward
-    from artent.outdir import claim_out
+    from artent.outdir import check_out, claim_out
 
+    inputs = [texts, model, adapter, *(run or [])]
+    check_out(out, "external", inputs=inputs, writes=EXTERNAL_FILES)
     lines = _read_texts(texts)
     try:
         cfg = ExternalConfig(
@@ -211,7 +214,6 @@ def external(
                 check_adapter_on(spec["adapter"], spec["base"], allow_pickle=allow_pickle)
     except ValueError as e:
         raise UserError(str(e)) from None
-    inputs = [texts, model, adapter, *(run or [])]
     with claim_out(out, "external", inputs=inputs, writes=EXTERNAL_FILES) as claim:
         tables: dict[str, list] = {}
         for label, step, spec in jobs:
@@ -275,8 +277,10 @@ def nohair(
         run_nohair,
     )
     from artent.io import write_parquet, write_run_record
-    from artent.outdir import claim_out
+    from artent.outdir import check_out, claim_out
 
+    inputs = [texts, base, *models]
+    check_out(out, "nohair", inputs=inputs, writes=NOHAIR_FILES)
     lines = _read_texts(texts)
     try:
         cfg = NoHairConfig(
@@ -290,7 +294,7 @@ def nohair(
         check_specs(specs, cfg)
     except ValueError as e:
         raise UserError(str(e)) from None
-    with claim_out(out, "nohair", inputs=[texts, base, *models], writes=NOHAIR_FILES) as claim:
+    with claim_out(out, "nohair", inputs=inputs, writes=NOHAIR_FILES) as claim:
         result = run_nohair(specs, lines, cfg)
         write_parquet(out / "nohair.parquet", result["pairs"])
         write_parquet(out / "nohair_internal.parquet", result["internal"])

@@ -186,6 +186,14 @@ def _read_json(path: Path) -> Iterator[tuple[int, Any]]:
     yield from enumerate(data, start=1)
 
 
+def _utf8(path: Path, rows: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+    """``rows`` of a JSON file, with a file that is not UTF-8 text (binary) reported by name."""
+    try:
+        yield from rows
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file (binary?)") from None
+
+
 def _read_parquet(path: Path) -> tuple[list[str], Iterator[tuple[int, Any]]]:
     import pyarrow.parquet as pq
 
@@ -223,7 +231,7 @@ def _read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, Any]]]:
         raise DataError(f"{path}: file is empty")
     if suffix == ".parquet":
         return _read_parquet(path)
-    rows = _read_jsonl(path) if suffix == ".jsonl" else _read_json(path)
+    rows = _utf8(path, _read_jsonl(path) if suffix == ".jsonl" else _read_json(path))
     first = next(rows, None)
     if first is None:
         raise DataError(f"{path}: file is empty (no rows)")

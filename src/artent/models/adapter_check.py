@@ -80,7 +80,9 @@ def read_adapter_config(adapter: str | Path) -> dict[str, Any]:
                 re.compile(name)
             except re.error as e:
                 raise CheckpointError(f"{file}: {key!r} key {name!r} is no pattern ({e})") from None
-            if not _number(value):
+            # AdaLoRA's rank_pattern holds the boolean mask of the ranks it kept
+            mask = isinstance(value, list) and all(isinstance(v, bool) for v in value)
+            if not (_number(value) or (key == "rank_pattern" and mask)):
                 raise CheckpointError(f"{file}: {key}[{name!r}] must be a number, got {value!r}")
     targets = config.get("target_modules")
     if targets is not None and not (

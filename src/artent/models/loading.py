@@ -40,11 +40,14 @@ def _one_line(e: BaseException) -> str:
 
 
 def _from_pretrained(what: str, fn, *args, **kwargs):
-    """Call a transformers loader; anything it raises is the folder's fault: one line naming it."""
+    """Call a transformers or peft loader on a user's folder: whatever it raises (a config of the
+    wrong types, missing files, tensors of the wrong shape) is one line naming the folder."""
     try:
         return fn(*args, **kwargs)
-    except (ValueError, OSError, TypeError, KeyError, AttributeError, RuntimeError) as e:
-        raise ValueError(f"{what}: cannot load ({type(e).__name__}: {_one_line(e)})") from None
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - huggingface raises many types, some not ValueError
+        raise ValueError(f"{what}: cannot load ({type(e).__name__}: {_one_line(e)})") from e
 
 
 def load_base(name: str, *, allow_remote_code: bool = False, allow_pickle: bool = False):

@@ -282,14 +282,16 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
         )
     redo = _check_folder(out, cfg, force)
     if not procs.is_main:  # the main process alone writes, and so locks, the folder
-        _train(cfg, out, procs, redo, None)
+        _train(cfg, out, procs, redo)
         return out
     with claim_out(out, "train", inputs=[cfg.model, cfg.data], record=False) as claim:
-        _train(cfg, out, procs, redo, claim)
+        # a failure before the first complete checkpoint removes the folder this run created
+        claim.keep = lambda: _latest_checkpoint(out) is not None
+        _train(cfg, out, procs, redo)
     return out
 
 
-def _train(cfg: TrainConfig, out: Path, procs, redo: bool, claim) -> None:
+def _train(cfg: TrainConfig, out: Path, procs, redo: bool) -> None:
     import pandas as pd
     import torch
     from tqdm.auto import tqdm
@@ -352,7 +354,6 @@ def _train(cfg: TrainConfig, out: Path, procs, redo: bool, claim) -> None:
             _stop_if_not_finite(log, out, write=procs.is_main)
         if (step in cfg.save_steps or step == cfg.steps) and procs.is_main:
             _save_checkpoint(out, step, model, optimizer, cfg, log)
-            claim.commit()  # from now on the folder holds a run to resume
 
     # the model that trains (DDP-wrapped under several processes); `model` stays the plain one
     train_model, optimizer = procs.prepare(model, optimizer)
