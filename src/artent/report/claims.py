@@ -23,6 +23,7 @@ from artent.report.tables import (
     TABLES,
     StudyTables,
     final_rows,
+    length_scaling_fit,
     load_study,
     trained_updates,
     within_trend,
@@ -31,7 +32,21 @@ from artent.report.tables import (
 __all__ = ["ClaimThresholds", "evaluate_claims"]
 
 LN2 = math.log(2.0)
-CLAIM_COLUMNS = ["claim", "statement", "measured", "criterion", "reproduced", "evidence"]
+CLAIM_COLUMNS = [
+    "claim",
+    "statement",
+    "model",
+    "measured",
+    "criterion",
+    "reproduced",
+    "evidence",
+]
+# Where each claim is measured: the study's fine-tuned runs, the base model's long-T attention
+# stage (falling back to the runs when a study has none), or random matrices alone.
+WHERE = {
+    "RMT baseline": "none: random matrices",
+    "attention entropy vs T": "base",
+}
 
 
 @dataclass
@@ -343,37 +358,31 @@ def _claim_area_law(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
     return measured, bool(below and frac > th.area_fraction and r2 > th.r2_min)
 
 
-def _claim_log_scaling(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
-    from artent.entanglement.sites import prime_factors
-
+def _scaling_table(t: StudyTables) -> tuple[pd.DataFrame, str]:
+    """The T-scaling rows: the base model's long-T stage when the study has it, else the runs'."""
+    if t.base_scaling is not None and not t.base_scaling.empty:
+        return t.base_scaling, "base model"
     _need(t, "scaling")
-    s = t.scaling[t.scaling.encoding == "amplitude"]
+    return t.scaling, "runs and steps"
+
+
+def _claim_log_scaling(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
+    scaling, source = _scaling_table(t)
+    s = scaling[scaling.encoding == "amplitude"]
     mean = _rows_or_skip(s, "amplitude scaling row").groupby("T").cut_entropy.mean().sort_index()
     if len(mean) < 3:
-        raise NotMeasured(f"only {len(mean)} sequence length(s) in external/scaling.parquet")
-    T = mean.index.to_numpy(dtype=float)
-    n_sites = np.array([2 * len(prime_factors(int(x))) for x in T], dtype=float)
-    y = mean.to_numpy(dtype=float)
-
-    def fit(x):  # least squares y = a x + b: slope, R^2, AIC (2 parameters)
-        A = np.column_stack([x, np.ones_like(x)])
-        coef, *_ = np.linalg.lstsq(A, y, rcond=None)
-        rss = float(((A @ coef - y) ** 2).sum())
-        tss = float(((y - y.mean()) ** 2).sum())
-        aic = len(y) * np.log(max(rss / len(y), 1e-300)) + 4
-        return float(coef[0]), 1 - rss / tss if tss else 1.0, aic
-
-    # In the chain of N = 2 log2 T sites, the Cardy law puts the middle bond at
-    # (c/3) ln(N/pi) + c0 (linear in ln N), a volume law at ~ (N/2) s (linear in N, i.e. in ln T).
-    (k_cardy, r2_cardy, aic_cardy), (k_vol, r2_vol, aic_vol) = fit(np.log(n_sites)), fit(np.log(T))
+        raise NotMeasured(f"only {len(mean)} sequence length(s) in the scaling table")
+    T, y = mean.index.to_numpy(dtype=float), mean.to_numpy(dtype=float)
+    f = length_scaling_fit(T, y)
     measured = (
-        "cut entropy (mean over runs, steps, layers, heads) at T = "
+        f"cut entropy (mean over {source}, layers, heads) at T = "
         + ", ".join(f"{int(a)}: {_g(b)}" for a, b in zip(T, y, strict=True))
-        + f"; Cardy (linear in ln N, N = sites): c = 3 x slope = {_g(3 * k_cardy)}, R^2 "
-        f"{_g(r2_cardy)}, AIC {_g(aic_cardy)}; volume law (linear in N, i.e. in ln T): "
-        f"{_g(k_vol)} nats per unit of ln T, R^2 {_g(r2_vol)}, AIC {_g(aic_vol)}"
+        + f"; Cardy (linear in ln N, N = sites): c = 3 x slope = {_g(f['c'])}, R^2 "
+        f"{_g(f['r2_cardy'])}, AIC {_g(f['aic_cardy'])}; volume law (linear in N, i.e. in ln T): "
+        f"{_g(f['slope_volume'])} nats per unit of ln T, R^2 {_g(f['r2_volume'])}, AIC "
+        f"{_g(f['aic_volume'])}"
     )
-    return measured, bool(aic_cardy < aic_vol and r2_cardy > th.log_scaling_r2)
+    return measured, bool(f["aic_cardy"] < f["aic_volume"] and f["r2_cardy"] > th.log_scaling_r2)
 
 
 def _claim_c_robust(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
@@ -513,7 +522,7 @@ CLAIMS: tuple[tuple[str, str, str, Callable, str], ...] = (
         "mean cut entropy against T (amplitude): the fit linear in ln N beats the fit linear in N "
         "by AIC and has R^2 > {log_scaling_r2:g}",
         _claim_log_scaling,
-        "attention",
+        "length_scaling",
     ),
     (
         "central charge robust",
@@ -551,6 +560,16 @@ CLAIMS: tuple[tuple[str, str, str, Callable, str], ...] = (
 )
 
 
+def _where(t: StudyTables, claim: str) -> str:
+    """The model a claim was measured on (the report's model column)."""
+    where = WHERE.get(claim, "runs")
+    if where == "base" and t.base_scaling is not None and not t.base_scaling.empty:
+        return f"{t.model_name}, base"
+    if where in ("base", "runs"):
+        return f"{t.model_name}, fine-tuned runs"
+    return where
+
+
 def evaluate_claims(
     study_dir: str | Path | StudyTables, thresholds: ClaimThresholds | None = None
 ) -> pd.DataFrame:
@@ -561,8 +580,9 @@ def evaluate_claims(
         thresholds: what counts as reproduced (defaults: :class:`ClaimThresholds`).
 
     Returns:
-        A DataFrame; ``reproduced`` is ``True``, ``False`` or ``None`` (not measured: the
-        ``measured`` cell says which table or runs were missing).
+        A DataFrame; ``model`` names the model each claim was measured on; ``reproduced`` is
+        ``True``, ``False`` or ``None`` (not measured: the ``measured`` cell says which table or
+        runs were missing).
     """
     t = study_dir if isinstance(study_dir, StudyTables) else load_study(study_dir)
     th = thresholds or ClaimThresholds()
@@ -577,6 +597,7 @@ def evaluate_claims(
             dict(
                 claim=name,
                 statement=statement,
+                model=_where(t, name),
                 measured=measured,
                 criterion=criterion.format(**values),
                 reproduced=ok,
