@@ -170,7 +170,7 @@ def test_real_smollm2_attention_profile_sits_below_the_page_curve(real_smollm2):
     )  # fmt: skip
     tables = run_external(model, tok, [text], cfg, step=0, label="smollm2")
     ext = tables["external"]
-    assert ext.layer.nunique() == 30 and ext.head.nunique() == 9
+    assert ext["layer"].nunique() == 30 and ext["head"].nunique() == 9
     page = page_profile([2] * 10)
     ratio = (ext.groupby("bond").entropy.mean().to_numpy() / page).mean()
     assert ratio < 0.8, ratio  # far from a random (volume-law) state, as a real LLM's attention
