@@ -189,6 +189,8 @@ def attention_figure(t: StudyTables) -> str | None:
         same = (ext.label == label) & (ext.step.astype(float) == float(step))
         sub = ext[same]
         layers = sorted(sub.layer.unique())
+        if len(layers) > 8:  # a real LLM has dozens: eight evenly spaced keep the panel legible
+            layers = [layers[i] for i in np.linspace(0, len(layers) - 1, 8).round().astype(int)]
         for k, layer in enumerate(layers):
             mean = sub[sub.layer == layer].groupby("bond").entropy.mean()
             color = f"C{k % 10}"
@@ -218,7 +220,7 @@ def attention_figure(t: StudyTables) -> str | None:
                     label=f"random, beta={beta:.2f}, c={b.c.iloc[0]:.2f}",
                 )
         ax.set(xlabel="bond l", ylabel="S_l (nats)", title=title)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, ncol=2)
     return png_base64(fig)
 
 
@@ -381,8 +383,8 @@ FIGURES: dict[str, tuple[str, str, Callable]] = {
     "attention": (
         "Attention profiles and the Cardy fit",
         "Entanglement profile of the attention matrices (amplitude encoding, sequential order), "
-        "per layer averaged over heads and texts, for the base model and one run per method at "
-        "its final step. Dashed: the Cardy law (periodic form) with the heads' mean c and c0; "
+        "per layer averaged over heads and texts (at most eight layers, evenly spaced), for the "
+        "base model and one run per method at its final step. Dashed: the Cardy law (periodic form) with the heads' mean c and c0; "
         "black dotted: random causal attention at the model's fitted inverse temperature.",
         attention_figure,
     ),
