@@ -155,6 +155,8 @@ def find_targets(
         found = [t for t in found if t.layer in wanted]
     for module in modules:
         mine = [t for t in found if t.module == module]
+        if not mine:
+            raise ValueError(f"layers: module '{module}' is in none of layers {sorted(wanted)}")
         if not any(t.kind == "adapter" or t.weight.requires_grad for t in mine):
             raise ValueError(
                 f"modules: '{module}' is frozen and carries no adapter in this model: its update "
