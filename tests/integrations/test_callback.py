@@ -329,3 +329,39 @@ def test_only_the_main_process_measures(tmp_path):
     assert state.log_history == [] and not (tmp_path / "out" / "artent").exists()
     with pytest.raises(ValueError, match="no module named 'nope'"):
         EntanglementCallback(modules="nope").on_train_begin(args, state, control, model=model)
+
+
+def test_driven_by_another_loop_logs_to_the_state(tmp_path, caplog):
+    """Without a Trainer above it, the scalars go to state.log_history, and it says so once."""
+    import peft
+    from transformers import TrainerControl, TrainerState
+
+    model = peft.get_peft_model(
+        tiny_llama(), peft.LoraConfig(r=4, lora_alpha=8, target_modules=list(QV))
+    )
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.1 * torch.randn_like(p))
+    args = training_args(tmp_path / "out", 1e-2)
+    cb = EntanglementCallback(every=2, modules="q_proj")
+    state, control = TrainerState(), TrainerControl()
+    with caplog.at_level("WARNING"):
+        cb.on_train_begin(args, state, control, model=model)
+    assert "no Trainer found" in caplog.text
+    for step in (1, 2, 3):
+        state.global_step = step
+        cb.on_step_end(args, state, control, model=model)
+    cb.on_train_end(args, state, control, model=model)  # step 3 is off the grid: measured too
+    assert [e["step"] for e in state.log_history] == [2, 3]
+    assert set(state.log_history[0]) == {
+        "artent/q_proj/cut_entropy",
+        "artent/q_proj/valley_depth",
+        "artent/q_proj/page_ratio",
+        "artent/q_proj/within_ln_r",
+        "artent/seconds",
+        "step",
+    }
+    summary = pd.read_parquet(tmp_path / "out" / "artent" / "internal_summary.parquet")
+    assert summary.groupby("step").size().to_dict() == {2: 2, 3: 2}
+    assert set(summary.module) == {"q_proj"}
