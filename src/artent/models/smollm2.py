@@ -184,6 +184,7 @@ def _convert_into(gguf_file: Path, folder: Path) -> dict:
         )
     except Exception as e:  # noqa: BLE001 - gguf/transformers raise many types for a bad file
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        first = first.replace(str(gguf_file), "the file")  # the path leads the message already
         raise GGUFError(f"{gguf_file}: not a loadable GGUF model ({first[:200]})") from None
     finally:
         gguf_utils.tqdm = loader_tqdm
