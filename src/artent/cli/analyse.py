@@ -10,34 +10,6 @@ from rich.table import Table
 
 from artent.cli.app import Opt, UserError, app, console
 
-INTERNAL_FILES = ("internal.parquet", "internal_summary.parquet", "internal.png")
-EXTERNAL_FILES = (
-    "external.parquet",
-    "external_summary.parquet",
-    "scaling.parquet",
-    "baseline.parquet",
-    "external.png",
-)
-NOHAIR_FILES = (
-    "nohair.parquet",
-    "nohair_internal.parquet",
-    "nohair_external.parquet",
-    "nohair.png",
-)
-
-
-def _layers(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        out: list[int] = []
-        for part in text.split(","):
-            lo, _, hi = part.partition("-")
-            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-        return out
-    except ValueError:
-        raise UserError(f"--layers must look like 0,1,5-7, got {text!r}") from None
-
 
 @app.command()
 def internal(
@@ -58,48 +30,26 @@ def internal(
     allow_pickle: Annotated[bool, Opt("--allow-pickle", help="read pickle checkpoints")] = False,
 ) -> None:
     """Entanglement profiles of weight updates: tuned - base, PEFT adapters, or training runs."""
-    from artent.analysis.internal import (
-        InternalConfig,
-        Source,
-        plot_internal,
-        run_internal,
-        sources_from_run,
-    )
-    from artent.io import write_parquet, write_run_record
-    from artent.outdir import check_out, claim_out
+    from artent import api
+    from artent.analysis.internal import valley_table
 
-    inputs = [base, tuned, *(adapter or []), *(run or [])]
-    check_out(out, "internal", inputs=inputs, writes=INTERNAL_FILES)
     try:
-        cfg = InternalConfig(
+        summary = api.internal(
+            base=base,
+            tuned=tuned,
+            adapter=adapter,
+            run=run,
             modules=modules,
-            layers=_layers(layers),
-            k=k,
+            layers=layers,
             order=order,
+            k=k,
             device=device,
             allow_pickle=allow_pickle,
-        )
-        sources: list[Source] = []
-        if tuned:
-            if not base:
-                raise UserError("--tuned needs --base (the checkpoint it was tuned from)")
-            sources.append(Source(Path(tuned).name, None, "pair", tuned, base))
-        for a in adapter or []:
-            sources.append(Source(Path(a).name, None, "adapter", a, base))
-        for r in run or []:
-            sources += sources_from_run(r)
-        if not sources:
-            raise UserError("nothing to analyse: pass --base/--tuned, --adapter or --run")
+            out=out,
+            progress=True,
+        ).summary
     except ValueError as e:
         raise UserError(str(e)) from None
-    with claim_out(out, "internal", inputs=inputs, writes=INTERNAL_FILES) as claim:
-        profiles, summary = run_internal(sources, cfg)
-        write_parquet(out / "internal.parquet", profiles)
-        write_parquet(out / "internal_summary.parquet", summary)
-        plot_internal(profiles, summary, out / "internal.png")
-        record = dict(cfg.__dict__, sources=[s.__dict__ for s in sources])
-        write_run_record(out, "internal", record)
-        claim.commit()
     zero = summary[summary.status == "zero update"]
     table = Table(
         "source",
@@ -113,47 +63,21 @@ def internal(
         title="internal entanglement (nats)",
     )
     ok = summary[summary.status == "ok"]
-    for (label, step), g in ok.groupby(["label", ok.step.fillna(-1)], sort=False):
+    for r in valley_table(ok.assign(step=ok.step.fillna(-1)), by=("label", "step")).itertuples():
         table.add_row(
-            label,
-            "-" if step < 0 else str(int(step)),
-            str(len(g)),
-            f"{g.center_entropy.mean():.3f}",
-            f"{g.ln_rank.mean():.3f}",
-            str(bool(g.within_bound.all())),
-            f"{g.valley_depth.mean():.3f}",
-            f"{g.valley_ratio.mean():.3f}",
+            r.label,
+            "-" if r.step < 0 else str(int(r.step)),
+            str(r.updates),
+            f"{r.center_entropy:.3f}",
+            f"{r.ln_rank:.3f}",
+            str(r.within_bound == 1),
+            f"{r.valley_depth:.3f}",
+            f"{r.valley_ratio:.3f}",
         )
     console.print(table)
     if len(zero):
         console.print(f"{len(zero)} module(s) have a zero update (reported as 'zero update')")
     console.print(f"results in {out}/ (internal.parquet, internal_summary.parquet, internal.png)")
-
-
-def _read_texts(path: Path) -> list[str]:
-    """One text per non-empty line (a .txt file) or per record (.jsonl with a 'text' field)."""
-    import json
-
-    if not path.is_file():
-        raise UserError(f"--texts {path}: no such file")
-    raw = path.read_bytes()
-    try:
-        if b"\0" in raw:
-            raise UnicodeDecodeError("utf-8", raw, raw.index(b"\0"), raw.index(b"\0") + 1, "NUL")
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"--texts {path}: not a UTF-8 text file (byte {e.start})") from None
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if path.suffix == ".jsonl":
-        try:
-            lines = [json.loads(ln)["text"] for ln in lines]
-        except (ValueError, KeyError, TypeError):
-            raise UserError(
-                f"--texts {path}: every line must be JSON with a 'text' field"
-            ) from None
-    if not lines:
-        raise UserError(f"--texts {path}: no texts in the file")
-    return lines
 
 
 @app.command()
@@ -173,62 +97,25 @@ def external(
     allow_pickle: Annotated[bool, Opt("--allow-pickle", help="read pickle checkpoints")] = False,
 ) -> None:
     """Entanglement profiles of attention matrices, their Cardy fits and the random baseline."""
-    import pandas as pd
+    from artent import api
 
-    from artent.analysis.external import ExternalConfig, plot_external, run_external
-    from artent.analysis.runs import run_checkpoints
-    from artent.io import write_parquet, write_run_record
-    from artent.models.loading import check_adapter_on, load_for_forward
-    from artent.outdir import check_out, claim_out
-
-    inputs = [texts, model, adapter, *(run or [])]
-    check_out(out, "external", inputs=inputs, writes=EXTERNAL_FILES)
-    lines = _read_texts(texts)
     try:
-        cfg = ExternalConfig(
+        merged = api.external(
+            texts,
+            model=model,
+            adapter=adapter,
+            run=run,
             seq_len=seq_len,
             n_texts=n_texts,
+            encodings=encodings,
+            orders=orders,
             device=device,
-            encodings=tuple(encodings.split(",")),
-            orders=tuple(orders.split(",")),
-        )
-        jobs: list[tuple[str, int | None, dict]] = []
-        if adapter and not model:
-            raise UserError("--adapter needs --model (the model it adapts)")
-        if model:
-            jobs.append(
-                (
-                    Path(adapter).name if adapter else Path(model).name,
-                    None,
-                    dict(base=model, adapter=adapter),
-                )
-            )
-        for r in run or []:
-            for c in run_checkpoints(r):
-                kind = "full" if c.is_full else "adapter"
-                jobs.append((c.label, c.step, dict(base=c.base, **{kind: c.path})))
-        if not jobs:
-            raise UserError("nothing to analyse: pass --model (and --adapter) or --run")
-        for _, _, spec in jobs:  # every pair is checked before any model is loaded
-            if spec.get("adapter"):
-                check_adapter_on(spec["adapter"], spec["base"], allow_pickle=allow_pickle)
+            allow_pickle=allow_pickle,
+            out=out,
+            progress=True,
+        ).tables()
     except ValueError as e:
         raise UserError(str(e)) from None
-    with claim_out(out, "external", inputs=inputs, writes=EXTERNAL_FILES) as claim:
-        tables: dict[str, list] = {}
-        for label, step, spec in jobs:
-            m, tok = load_for_forward(**spec, allow_pickle=allow_pickle)
-            with console.status(
-                f"attention of {label}" + (f" step {step}" if step is not None else "")
-            ):
-                for name, frame in run_external(m, tok, lines, cfg, step=step, label=label).items():
-                    tables.setdefault(name, []).append(frame)
-        merged = {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
-        for name, frame in merged.items():
-            write_parquet(out / f"{name}.parquet", frame)
-        plot_external(merged, out / "external.png")
-        write_run_record(out, "external", dict(cfg.__dict__, jobs=[j[:2] for j in jobs]))
-        claim.commit()
     s = merged["external_summary"]
     table = Table(
         "label",
@@ -269,39 +156,22 @@ def nohair(
     allow_pickle: Annotated[bool, Opt("--allow-pickle", help="read pickle checkpoints")] = False,
 ) -> None:
     """Pairwise no-hair comparison: internal vs external contrasts, attention-output distances."""
-    from artent.analysis.nohair import (
-        NoHairConfig,
-        check_specs,
-        plot_nohair,
-        resolve_specs,
-        run_nohair,
-    )
-    from artent.io import write_parquet, write_run_record
-    from artent.outdir import check_out, claim_out
+    from artent import api
 
-    inputs = [texts, base, *models]
-    check_out(out, "nohair", inputs=inputs, writes=NOHAIR_FILES)
-    lines = _read_texts(texts)
     try:
-        cfg = NoHairConfig(
+        pairs = api.nohair(
+            models,
+            texts,
+            base=base,
             seq_len=seq_len,
             n_texts=n_texts,
+            modules=modules,
             device=device,
-            modules=[m for m in modules.split(",") if m],
             allow_pickle=allow_pickle,
-        )
-        specs = resolve_specs(models, base)
-        check_specs(specs, cfg)
+            out=out,
+        ).pairs
     except ValueError as e:
         raise UserError(str(e)) from None
-    with claim_out(out, "nohair", inputs=inputs, writes=NOHAIR_FILES) as claim:
-        result = run_nohair(specs, lines, cfg)
-        write_parquet(out / "nohair.parquet", result["pairs"])
-        write_parquet(out / "nohair_internal.parquet", result["internal"])
-        write_parquet(out / "nohair_external.parquet", result["external"])
-        plot_nohair(result["pairs"], out / "nohair.png")
-        write_run_record(out, "nohair", dict(cfg.__dict__, models=[s.__dict__ for s in specs]))
-        claim.commit()
     table = Table(
         "model",
         "vs",
@@ -313,7 +183,7 @@ def nohair(
         "attention JS",
         title="no-hair comparison (nats)",
     )
-    for r in result["pairs"].itertuples():
+    for r in pairs.itertuples():
         table.add_row(
             r.model,
             r.reference,

