@@ -179,7 +179,12 @@ WRITES = {
         *(f"{name}.parquet" for name in External._fields),
         "external.png",
     ),
-    "nohair": ("nohair.parquet", "nohair_internal.parquet", "nohair_external.parquet", "nohair.png"),
+    "nohair": (
+        "nohair.parquet",
+        "nohair_internal.parquet",
+        "nohair_external.parquet",
+        "nohair.png",
+    ),
 }
 
 
