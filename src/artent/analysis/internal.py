@@ -193,7 +193,9 @@ def plot_internal(profiles, summary, path: str | Path) -> Path | None:
     if profiles.empty:
         return None
     modules = list(dict.fromkeys(profiles.module))
-    fig, axes = plt.subplots(1, len(modules), figsize=(5.5 * len(modules), 4.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(modules), figsize=(5.5 * len(modules), 4.2), squeeze=False, layout="constrained"
+    )
     for ax, module in zip(axes[0], modules, strict=True):
         sub = profiles[profiles.module == module]
         sub = sub.assign(step=sub.step.fillna(-1).astype(int))
@@ -211,5 +213,4 @@ def plot_internal(profiles, summary, path: str | Path) -> Path | None:
             title=f"{module}: mean over layers (dashed: RMT baseline)",
         )
         ax.legend(fontsize=7)
-    fig.tight_layout()
     return save_figure(fig, path)

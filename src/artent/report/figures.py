@@ -26,13 +26,14 @@ __all__ = ["FIGURES", "STUDY_FIGURES", "draw_figures", "figure_ref"]
 def _new(nrows: int, ncols: int, w: float = 4.4, h: float = 3.5):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(w * ncols, h * nrows))
+    # Constrained layout places titles, labels and legends as it draws; tight_layout, run after
+    # the fact, gave up on the wide multi-panel figures ("Tight layout not applied").
+    fig = Figure(figsize=(w * ncols, h * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, axes
 
 
 def _png(fig) -> str:
-    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     return base64.b64encode(buf.getvalue()).decode("ascii")
