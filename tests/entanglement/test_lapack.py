@@ -149,3 +149,34 @@ def test_float32_state_is_not_widened_whole(monkeypatch):
     got = entanglement_profile(M)
     assert len(blocks) > 2 and max(blocks) <= 64 * 8 * 2  # blocks, not the 64 x 256 state
     np.testing.assert_allclose(got, svd_profile(M, [2] * 14), atol=1e-8)
+
+
+# ----- the GPU code path (torch.linalg), run on the CPU so that it cannot silently break -------
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_torch_backend_matches_svd_for_every_input_dtype(dtype):
+    M = torch.from_numpy(np.random.default_rng(21).standard_normal((96, 40))).to(dtype)
+    dense = M.double().numpy()
+    want = svd_profile(dense, factor(96) + factor(40))
+    np.testing.assert_allclose(entanglement_profile(M, device="cpu"), want, atol=1e-8)
+    layout = dict(order="interleaved", dims=([8, 12], [8, 5]))
+    inter = entanglement_profile(M, device="cpu", **layout)
+    np.testing.assert_allclose(inter, entanglement_profile(dense, **layout), atol=1e-10)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+def test_torch_backend_extreme_scales(scale):
+    M = np.random.default_rng(22).standard_normal((32, 24))
+    np.testing.assert_allclose(
+        entanglement_profile(M * scale, device="cpu"), entanglement_profile(M), atol=1e-10
+    )
+
+
+@pytest.mark.parametrize(
+    "x,match",
+    [(np.zeros((4, 4)), "all zeros"), (np.array([[1.0, np.nan], [0.0, 1.0]]), "NaN or Inf")],
+)
+def test_torch_backend_bad_input(x, match):
+    with pytest.raises(ValueError, match=match):
+        entanglement_profile(torch.from_numpy(x), device="cpu")

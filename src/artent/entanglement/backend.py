@@ -165,7 +165,8 @@ class TorchBackend:
         if not isinstance(x, torch.Tensor):
             x = torch.as_tensor(np.asarray(x))
         dtype = torch.complex128 if x.is_complex() else torch.float64
-        return x.detach().to(device=self.device, dtype=dtype)
+        # Moved first, widened there: a bf16/float32 update crosses the bus at its own size.
+        return x.detach().to(device=self.device).to(dtype)
 
     def state(self, x: Any):
         return self.asarray(x).contiguous()

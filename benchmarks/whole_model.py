@@ -1,0 +1,165 @@
+"""Whole-model internal analysis (``--modules all`` on a base/tuned pair): time and memory.
+
+Two pairs, each analysed by ``run_internal`` in a fresh process (so its peak RSS is its own):
+
+* SmolLM2-135M, full fine-tune: its 210 projections (``--smollm2-base/--smollm2-tuned`` for a
+  real pair from a short run; otherwise a random pair with SmolLM2's shapes, float32 as artent's
+  training saves it);
+* two LLaMA-3.1-8B-shaped layers written here (q 4096^2, k/v 1024 x 4096, o 4096^2, gate/up
+  14336 x 4096, down 4096 x 14336; bf16 as 8B checkpoints ship).
+
+Printed against named baselines:
+
+* wall time of the analysis / the sum over matrices of the floor ``eigvalsh`` of the Gram matrix
+  at the row|column cut (``M M^T`` or ``M^T M``, whichever is smaller, float64, Gram included,
+  reading excluded; each floor's entropy is checked against artent's at the cut). Target on 2
+  cores: at most 1.3.
+* peak RSS of the analysing process / the largest pair of stored tensors. Target: at most three
+  times that pair plus 1 GB.
+
+    python benchmarks/whole_model.py                # both pairs (needs ~4 GB of disk in /tmp)
+    python benchmarks/whole_model.py --quick        # 4 SmolLM2 layers, the 8B pair at 1/4 size
+    python benchmarks/whole_model.py --workers 1    # default: one worker per core
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from model_shapes import llama8b_shapes, pair_bytes, smollm2_shapes, write_pair  # noqa: E402
+
+CHILD = "--child"
+
+
+def child(base: str, tuned: str, workers: int) -> None:
+    """Run in the measured process: the analysis alone, then its figures as one JSON line."""
+    import resource
+
+    from artent.analysis.internal import InternalConfig, Source, run_internal
+
+    scale = 1 if platform.system() == "Darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    rss_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    cfg = InternalConfig(modules="all", workers=workers)
+    t0 = time.perf_counter()
+    _, summary = run_internal([Source("tuned", None, "pair", tuned, base)], cfg, progress=False)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    cut = {f"{r.name}.weight": r.center_entropy for r in summary.itertuples()}
+    print(json.dumps(dict(wall=wall, peak=peak, imports=rss_imports, cut=cut)))
+
+
+def floors(base: Path, tuned: Path, keys: list[str]) -> tuple[float, dict[str, float]]:
+    """Sum of the per-matrix floors, and each floor's entropy at the cut (for the check)."""
+    from artent.models.checkpoints import open_checkpoint
+
+    total, entropy = 0.0, {}
+    with open_checkpoint(base) as b, open_checkpoint(tuned) as t:
+        for key in keys:
+            delta = (t.get(key) - b.get(key)).double().numpy()  # as artent: float32, then float64
+            t0 = time.perf_counter()
+            gram = delta @ delta.T if delta.shape[0] <= delta.shape[1] else delta.T @ delta
+            ev = np.linalg.eigvalsh(gram)
+            total += time.perf_counter() - t0
+            p = np.clip(ev, 0, None) / ev.clip(0, None).sum()
+            p = p[p > 0]
+            entropy[key] = float(-(p * np.log(p)).sum())
+            del delta, gram
+    return total, entropy
+
+
+def run_case(name: str, base: Path, tuned: Path, shapes: dict, dtype, workers: int) -> None:
+    keys = list(shapes)
+    t_floor, floor_entropy = floors(base, tuned, keys)
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run(
+        [sys.executable, __file__, CHILD, str(base), str(tuned), str(workers)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{name}: the analysis failed:\n{out.stderr}")
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(res["cut"]) == len(keys), f"{name}: {len(res['cut'])} updates, expected {len(keys)}"
+    worst = max(abs(res["cut"][k] - floor_entropy[k]) for k in keys)
+    assert worst < 1e-8, f"{name}: artent's entropy at the cut differs from the floor's by {worst}"
+    pair = pair_bytes(shapes, dtype)
+    gib = 1 << 30
+    print(f"\n{name}: {len(keys)} matrices, largest pair of tensors {pair / gib:.2f} GiB")
+    print(f"  {'floor sum (eigvalsh of the Gram at the cut)':<46s} {t_floor:8.2f} s")
+    print(
+        f"  {'artent run_internal, --modules all':<46s} {res['wall']:8.2f} s   "
+        f"artent / floor = {res['wall'] / t_floor:.2f} (target <= 1.3 on 2 cores)"
+    )
+    limit = 3 * pair + gib
+    print(
+        f"  {'peak RSS of the analysing process':<46s} {res['peak'] / gib:8.2f} GiB "
+        f"(after imports {res['imports'] / gib:.2f}); target <= 3 x pair + 1 GiB = "
+        f"{limit / gib:.2f} GiB: peak / target = {res['peak'] / limit:.2f}"
+    )
+    print(f"  entropy at the cut: artent = floor to {worst:.1e} nats on every matrix")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == CHILD:
+        child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="4 SmolLM2 layers, the 8B pair at 1/4")
+    ap.add_argument("--workers", type=int, default=None, help="default: one per core")
+    ap.add_argument("--smollm2-base", type=Path, help="a real SmolLM2 base checkpoint")
+    ap.add_argument("--smollm2-tuned", type=Path, help="its fully fine-tuned checkpoint")
+    ap.add_argument("--only", choices=("smollm2", "8b"), help="run one of the two pairs")
+    ap.add_argument("--workdir", type=Path, help="where to write the pairs (default: a temp dir)")
+    args = ap.parse_args()
+    from artent.analysis.internal import available_cores
+    from artent.entanglement import lapack
+
+    cores = available_cores()
+    workers = args.workers or cores
+    print(
+        f"artent whole_model on {platform.machine()}, {cores} cores, {workers} workers, numpy "
+        f"{np.__version__}, OpenBLAS fast path: {lapack.available()}"
+    )
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        tmp = Path(tmp)
+        if args.only in (None, "smollm2"):
+            shapes = smollm2_shapes(4 if args.quick else 30)
+            if args.smollm2_base and args.smollm2_tuned:
+                base, tuned, what = args.smollm2_base, args.smollm2_tuned, "real pair"
+                from artent.models.checkpoints import open_checkpoint
+
+                with open_checkpoint(base) as ck:
+                    shapes = {k: ck.shape(k) for k in shapes if k in ck}
+                    dtype = ck.dtype(next(iter(shapes)))
+            else:
+                dtype = torch.float32
+                base, tuned = write_pair(tmp / "smollm2", shapes, dtype=dtype)
+                what = "random weights with SmolLM2's shapes"
+            run_case(f"SmolLM2-135M FFT pair ({what})", base, tuned, shapes, dtype, workers)
+        if args.only in (None, "8b"):
+            shapes = llama8b_shapes(2, shrink=4 if args.quick else 1)
+            t0 = time.perf_counter()
+            base, tuned = write_pair(tmp / "llama8b", shapes, dtype=torch.bfloat16)
+            size = "1/4-size " if args.quick else ""
+            print(f"\n(wrote the {size}8B-shaped bf16 pair in {time.perf_counter() - t0:.0f} s)")
+            run_case(f"LLaMA-3.1-8B-shaped {size}pair, 2 layers (bf16, random)", base, tuned,
+                     shapes, torch.bfloat16, workers)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
