@@ -2,9 +2,10 @@
 
 Two pairs, each analysed by ``run_internal`` in a fresh process (so its peak RSS is its own):
 
-* SmolLM2-135M, full fine-tune: its 210 projections (``--smollm2-base/--smollm2-tuned`` for a
-  real pair from a short run; otherwise a random pair with SmolLM2's shapes, float32 as artent's
-  training saves it);
+* SmolLM2-135M, full fine-tune: its 210 projections, base against the last checkpoint of a short
+  FFT run: ``--smollm2-run RUN`` (an artent run folder), else a 2-step run made here when
+  ``--model smollm2`` is available (its converted folder in the artent cache), else a random
+  float32 pair with SmolLM2's shapes (said so in the output);
 * two LLaMA-3.1-8B-shaped layers written here (q 4096^2, k/v 1024 x 4096, o 4096^2, gate/up
   14336 x 4096, down 4096 x 14336; bf16 as 8B checkpoints ship).
 
@@ -43,7 +44,7 @@ from model_shapes import llama8b_shapes, pair_bytes, smollm2_shapes, write_pair 
 CHILD = "--child"
 
 
-def child(base: str, tuned: str, workers: int) -> None:
+def child(base: str, tuned: str, workers: int, layers: list[int]) -> None:
     """Run in the measured process: the analysis alone, then its figures as one JSON line."""
     import resource
 
@@ -51,7 +52,7 @@ def child(base: str, tuned: str, workers: int) -> None:
 
     scale = 1 if platform.system() == "Darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
     rss_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-    cfg = InternalConfig(modules="all", workers=workers)
+    cfg = InternalConfig(modules="all", layers=layers, workers=workers)
     t0 = time.perf_counter()
     _, summary = run_internal([Source("tuned", None, "pair", tuned, base)], cfg, progress=False)
     wall = time.perf_counter() - t0
@@ -81,12 +82,13 @@ def floors(base: Path, tuned: Path, keys: list[str]) -> tuple[float, dict[str, f
 
 def run_case(name: str, base: Path, tuned: Path, shapes: dict, dtype, workers: int) -> None:
     keys = list(shapes)
+    layers = ",".join(sorted({k.split(".")[2] for k in keys}, key=int))
     t_floor, floor_entropy = floors(base, tuned, keys)
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[1] / "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run(
-        [sys.executable, __file__, CHILD, str(base), str(tuned), str(workers)],
+        [sys.executable, __file__, CHILD, str(base), str(tuned), str(workers), layers],
         env=env,
         capture_output=True,
         text=True,
@@ -114,15 +116,38 @@ def run_case(name: str, base: Path, tuned: Path, shapes: dict, dtype, workers: i
     print(f"  entropy at the cut: artent = floor to {worst:.1e} nats on every matrix")
 
 
+def smollm2_pair(run: Path | None, tmp: Path, quick: bool):
+    """(base, tuned, description) of a short SmolLM2 FFT run, or ``(None, None, ...)``."""
+    from artent.analysis.runs import run_checkpoints
+
+    if run is None:
+        from artent.models.smollm2 import RECORD, smollm2_path
+
+        if not (smollm2_path() / RECORD).is_file():
+            return None, None, "random weights with SmolLM2's shapes (--model smollm2 not cached)"
+        from artent.training.config import TrainConfig
+        from artent.training.loop import train
+
+        run = tmp / "smollm2-fft"
+        t0 = time.perf_counter()
+        train(TrainConfig(method="fft", model="smollm2", out=str(run), steps=2, save_steps=[2],
+                          batch_size=2, seq_len=64, n_synthetic=64, eval_batches=1,
+                          device="cpu", progress=False))  # fmt: skip
+        print(f"(a 2-step SmolLM2 FFT run made in {time.perf_counter() - t0:.0f} s)")
+    last = run_checkpoints(run)[-1]
+    if not last.is_full:
+        raise SystemExit(f"--smollm2-run {run}: a {last.method} run; whole_model needs FFT")
+    return Path(last.base), Path(last.path), f"SmolLM2 FFT run, step {last.step}"
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == CHILD:
-        child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        child(sys.argv[2], sys.argv[3], int(sys.argv[4]), [int(i) for i in sys.argv[5].split(",")])
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="4 SmolLM2 layers, the 8B pair at 1/4")
     ap.add_argument("--workers", type=int, default=None, help="default: one per core")
-    ap.add_argument("--smollm2-base", type=Path, help="a real SmolLM2 base checkpoint")
-    ap.add_argument("--smollm2-tuned", type=Path, help="its fully fine-tuned checkpoint")
+    ap.add_argument("--smollm2-run", type=Path, help="an artent FFT run of SmolLM2 to use")
     ap.add_argument("--only", choices=("smollm2", "8b"), help="run one of the two pairs")
     ap.add_argument("--workdir", type=Path, help="where to write the pairs (default: a temp dir)")
     args = ap.parse_args()
@@ -139,17 +164,10 @@ def main() -> None:
         tmp = Path(tmp)
         if args.only in (None, "smollm2"):
             shapes = smollm2_shapes(4 if args.quick else 30)
-            if args.smollm2_base and args.smollm2_tuned:
-                base, tuned, what = args.smollm2_base, args.smollm2_tuned, "real pair"
-                from artent.models.checkpoints import open_checkpoint
-
-                with open_checkpoint(base) as ck:
-                    shapes = {k: ck.shape(k) for k in shapes if k in ck}
-                    dtype = ck.dtype(next(iter(shapes)))
-            else:
-                dtype = torch.float32
-                base, tuned = write_pair(tmp / "smollm2", shapes, dtype=dtype)
-                what = "random weights with SmolLM2's shapes"
+            base, tuned, what = smollm2_pair(args.smollm2_run, tmp, args.quick)
+            if base is None:
+                base, tuned = write_pair(tmp / "smollm2", shapes, dtype=torch.float32)
+            dtype = torch.float32  # artent's FFT checkpoints, and the random pair, are float32
             run_case(f"SmolLM2-135M FFT pair ({what})", base, tuned, shapes, dtype, workers)
         if args.only in (None, "8b"):
             shapes = llama8b_shapes(2, shrink=4 if args.quick else 1)

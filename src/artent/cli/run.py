@@ -74,12 +74,18 @@ def demo(
         Path | None, typer.Option(help="study config (JSON/YAML), e.g. paper scale")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="seed of every run")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="base: smollm2 (default) | tiny | folder | hub name")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto (GPU if any) | cpu | cuda[:N]: training, attention")
+    ] = None,
 ) -> None:
-    """The paper end to end, offline: pretrain, fine-tune, analyse, report (report.html)."""
+    """The paper end to end, offline, on SmolLM2: fine-tune, analyse, report (report.html)."""
     from artent.study import load_study_config, run_study
 
     try:
-        cfg = load_study_config(config, quick=quick or None, seed=seed)
+        cfg = load_study_config(config, quick=quick or None, seed=seed, model=model, device=device)
         report = run_study(out, cfg, log=lambda m: console.print(m, highlight=False, markup=False))
     except ValueError as e:
         raise UserError(str(e)) from None
@@ -89,14 +95,23 @@ def demo(
 @app.command()
 def report(
     study: Annotated[
-        Path, typer.Argument(help="a study folder (artent demo) or a sweep folder (artent sweep)")
+        Path,
+        typer.Argument(
+            help="a study (artent demo), sweep (artent sweep) or internal-tables folder (artent "
+            "internal, or a Trainer output folder with the entanglement callback's tables)"
+        ),
     ],
 ) -> None:
-    """(Re)write the report.html of a study or sweep folder from its tables."""
+    """(Re)write the report.html of a study, sweep or internal-tables folder from its tables."""
     from artent.report import build_report
+    from artent.report.tables import internal_folder
 
-    if not (study / "study.json").is_file() and not (study / "sweep.parquet").is_file():
-        raise UserError(f"{study}: neither a study folder (no study.json) nor a sweep folder")
+    is_study = (study / "study.json").is_file() or (study / "sweep.parquet").is_file()
+    if not is_study and internal_folder(study) is None:
+        raise UserError(
+            f"{study}: not a study folder (no study.json), a sweep folder (no sweep.parquet) "
+            f"or a folder of internal tables (no internal_summary.parquet, here or in artent/)"
+        )
     try:
         console.print(f"report: {build_report(study).resolve()}")
     except ValueError as e:
