@@ -17,7 +17,8 @@ agree:
    autocast on the GPU beside it).
 
 SmolLM2's weights are loaded from ``--smollm2 DIR`` (a local folder with config.json and
-safetensors) when given; otherwise the model is randomly initialised with SmolLM2-135M's exact
+safetensors) or from artent's cache (``--model smollm2`` converted there); otherwise the model is
+randomly initialised with SmolLM2-135M's exact
 config (30 layers, hidden 576, 9 heads, 3 key/value heads, MLP 1536, vocabulary 49152, tied
 embeddings), which costs the same time, and every figure says so. Needs torch, transformers,
 peft, safetensors, pandas (scipy optional). Figures go to ``$OUT/gpu_suite.{json,md}`` (or
@@ -161,9 +162,16 @@ def smollm2(path: Path | None, smoke: bool):
     """SmolLM2-135M (float32, eval mode) and a label saying whether its weights are real."""
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
+    if path is None and not smoke:
+        try:  # artent's converted copy (`--model smollm2`), where this machine has it cached
+            from artent.models.smollm2 import RECORD, smollm2_path
+
+            path = smollm2_path() if (smollm2_path() / RECORD).is_file() else None
+        except ImportError:
+            path = None
     if path is not None and (path / "config.json").is_file():
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-        return model.eval(), "SmolLM2-135M"
+        return model.eval(), "SmolLM2-135M weights"
     config = dict(SMOLLM2_CONFIG)
     if smoke:
         config.update(num_hidden_layers=2, vocab_size=512)
