@@ -11,8 +11,8 @@ agree:
 2. ``run_internal`` on a LLaMA-3.1-8B-shaped LoRA adapter (q/v of 32 layers, rank 16: 64 updates);
 3. ``run_internal --modules all`` on two LLaMA-3.1-8B-shaped layers (a bf16 base/tuned pair
    written here: q 4096^2, k/v 1024 x 4096, o 4096^2, gate/up 14336 x 4096, down 4096 x 14336);
-4. ``run_external`` on SmolLM2-135M at T = 1024, every layer and head (one text, both encodings,
-   sequential order);
+4. ``run_external`` on SmolLM2-135M at T = 1024, every layer and head (one text, amplitude
+   encoding, sequential order, cut scaling at T = 256 and 512, 2 baseline samples per beta);
 5. one LoRA training step of SmolLM2-135M (r = 16 on q/v, AdamW, 4 x 512 tokens, float32; bf16
    autocast on the GPU beside it).
 
@@ -199,9 +199,8 @@ def external(model, label: str, device: str, smoke: bool) -> None:
         1, model.config.vocab_size, (T,), generator=torch.Generator().manual_seed(0)
     )
     texts = [" ".join(str(int(i)) for i in ids)]
-    cfg = ExternalConfig(seq_len=T, n_texts=1, encodings=("amplitude", "born"),
-                         orders=("sequential",), baseline_samples=2,
-                         scaling_lengths=(T // 4, T // 2, T))  # fmt: skip
+    cfg = ExternalConfig(seq_len=T, n_texts=1, encodings=("amplitude",), orders=("sequential",),
+                         baseline_samples=2, scaling_lengths=(T // 4, T // 2))  # fmt: skip
     gpu_model = copy.deepcopy(model).to(device)
     warm_up = ExternalConfig(seq_len=8, n_texts=1, orders=("sequential",), baseline_samples=1)
     run_external(gpu_model, IdsTokenizer(), texts, warm_up)  # kernels and solvers initialised
