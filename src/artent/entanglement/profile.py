@@ -13,7 +13,11 @@ How it stays exact and cheap (no truncation, no SVD of the full state per bond):
   reduced density matrix by partial trace of that one. The spectra of ``rho_L`` at bond ``l`` and
   of the complementary ``rho_R`` agree, so each bond uses whichever side is smaller. For a square
   ``4096 x 4096`` matrix this is one ``M M^T``, one half-size Gram on the column side and their
-  eigenvalues: about the cost of ``eigvalsh(M @ M.T)`` alone.
+  eigenvalues: about the cost of ``eigvalsh(M @ M.T)`` alone. Each matrix is traced down to the
+  next bond's before its eigenvalues are taken, so the (two-stage, from order 1536) eigensolver
+  works in place; the state itself is never normalised or copied (each bond's weights are
+  normalised instead), and a float32 state stays float32, its Gram matrix accumulated in float64
+  block by block (:mod:`artent.entanglement.backend`, :mod:`artent.entanglement.lapack`).
 * ``LowRank(B, A)``: QR of both factors, ``M = Q_B K Q_A^T`` with ``K`` only ``r x r``. Because
   ``Q_A`` has orthonormal columns, every bond on the row side has the spectrum of the ``m x r``
   matrix ``Q_B K`` read as a chain ``(row sites..., r)``; every bond on the column side that of the
@@ -137,10 +141,11 @@ def _clean(ev: np.ndarray) -> np.ndarray:
 
 
 def chain_spectra(psi: Any, dims: Sequence[int], backend=None) -> list[np.ndarray]:
-    """Schmidt weights at every bond of a normalised state on a chain, by partial traces.
+    """Schmidt weights at every bond of a state on a chain, by partial traces.
 
     Args:
-        psi: the state, any shape with ``prod(dims)`` elements, in chain order (row-major).
+        psi: the state, any shape with ``prod(dims)`` elements, in chain order (row-major), at any
+            scale (each bond's weights are normalised to sum to one).
         dims: site dimensions along the chain.
         backend: a backend from :func:`artent.entanglement.backend.pick_backend` (numpy default).
 
@@ -154,28 +159,30 @@ def chain_spectra(psi: Any, dims: Sequence[int], backend=None) -> list[np.ndarra
     spectra: list[np.ndarray | None] = [None] * (n - 1)
     # Bonds whose left side is no larger than the right are read from the left, the others from
     # the right; each side starts from its most balanced bond, the only Gram matrix it forms.
+    # Each matrix is traced down to the next bond's before its eigenvalues are taken, so that the
+    # eigensolver may use it as workspace (no copy of the largest matrices).
     left_bonds = [l for l in range(1, n) if left[l] <= total // left[l]]
     right_bonds = [l for l in range(1, n) if left[l] > total // left[l]]
     if left_bonds:
         c = left_bonds[-1]
         rho = bk.gram_rows(psi.reshape(left[c], total // left[c]))
         for l in range(c, 0, -1):
-            if l < c:
-                rho = bk.trace_last(rho, left[l], dims[l])
-            spectra[l - 1] = _clean(bk.to_numpy(bk.eigvalsh(rho)))
+            smaller = bk.trace_last(rho, left[l - 1], dims[l - 1]) if l > 1 else None
+            spectra[l - 1] = _clean(bk.to_numpy(bk.eigvalsh(rho, overwrite=True)))
+            rho = smaller
     if right_bonds:
         c = right_bonds[0]
         sigma = bk.gram_cols(psi.reshape(left[c], total // left[c]))
         for l in range(c, n):
-            if l > c:
-                sigma = bk.trace_first(sigma, total // left[l], dims[l - 1])
-            spectra[l - 1] = _clean(bk.to_numpy(bk.eigvalsh(sigma)))
+            smaller = bk.trace_first(sigma, total // left[l + 1], dims[l]) if l < n - 1 else None
+            spectra[l - 1] = _clean(bk.to_numpy(bk.eigvalsh(sigma, overwrite=True)))
+            sigma = smaller
     return spectra  # type: ignore[return-value]
 
 
 def chain_spectra_svd(psi: np.ndarray, dims: Sequence[int]) -> list[np.ndarray]:
     """Reference: one SVD of the full state per bond (slow; for tests and benchmarks)."""
-    psi = np.asarray(psi)
+    psi = to_numpy_float(psi)
     total = prod(dims)
     out = []
     for l in range(1, len(dims)):
@@ -186,27 +193,18 @@ def chain_spectra_svd(psi: np.ndarray, dims: Sequence[int]) -> list[np.ndarray]:
 
 
 def _validated(x: Any, what: str, backend) -> Any:
-    arr = _scaled(backend.asarray(x), what, backend)
-    if arr is None:
-        raise ValueError(f"{what} is all zeros: a zero matrix has no state and no entanglement")
-    return arr / backend.norm(arr)
-
-
-def _scaled(arr: Any, what: str, backend) -> Any:
-    """``arr / max|arr|`` (``None`` if all zeros): the profile is scale-free, and squaring entries
-    near 1e300 (or 1e-300) for the norm would overflow (underflow) before it is taken."""
-    if not backend.all_finite(arr):
-        raise ValueError(f"{what} contains NaN or Inf values")
-    peak = backend.max_abs(arr)
-    return None if peak == 0.0 else arr / peak
+    """``x`` as the backend's state (float32 kept on numpy), checked finite and nonzero; not
+    normalised: every bond's weights are normalised by their sum instead, which costs a vector
+    per bond rather than a copy of the state."""
+    return backend.checked(backend.state(x), what)
 
 
 def _low_rank_spectra(lr: LowRank, row_dims, col_dims, backend) -> list[np.ndarray]:
     """Spectra of ``B @ A`` at every sequential bond, from ``m x r`` and ``r x n`` pieces."""
-    B = _scaled(backend.asarray(lr.B), "LowRank factor B", backend)
-    A = _scaled(backend.asarray(lr.A), "LowRank factor A", backend)
-    if B is None or A is None:
-        raise ValueError("LowRank product B @ A is all zeros (a zero update has no state)")
+    # each factor checked and, where its entries are far from 1 (1e300), rescaled as a dense state
+    # is: the profile is scale-free, and the norm of their product would overflow
+    B = backend.checked(backend.asarray(lr.B), "LowRank factor B")
+    A = backend.checked(backend.asarray(lr.A), "LowRank factor A")
     # B = Q_B R_B and A^T = Q_A R_A, so B A = Q_B (R_B R_A^T) Q_A^T. Only the R factors are
     # needed: B R_A^T = Q_B R_B R_A^T carries the row side, R_B A the column side.
     r_b = backend.qr_r(B)

@@ -30,6 +30,9 @@ from artent.models.adapter_check import check_fits, read_adapter_config
 from artent.models.checkpoints import Checkpoint, CheckpointError, open_checkpoint, parse_module_key
 
 DEFAULT_MODULES = ("q_proj", "v_proj")
+#: What ``modules=["all"]`` selects: every linear module of a decoder layer (those present), not
+#: the embeddings or the LM head.
+ALL_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 #: Prefix peft puts before every module name when it saves an adapter of a PreTrainedModel.
 PEFT_KEY_PREFIX = "base_model.model."
 #: peft_type (as in adapter_config.json) -> the tensor names peft saves after each module's name.
@@ -97,11 +100,13 @@ def _select(
 ) -> list[tuple[str, int | None, str]]:
     """(name, layer, module) of the chosen modules, by layer, then in the order of ``modules``."""
     modules, layers = _check_selection(modules, layers)
-    found = []
-    for name in names:
-        layer, module = parse_module_key(name + ".weight")  # type: ignore[misc]
-        if module in modules:
-            found.append((name, layer, module))
+    parsed = [(name, *parse_module_key(name + ".weight")) for name in names]  # type: ignore[misc]
+    if modules == ("all",):
+        present = {module for _, _, module in parsed}
+        modules = tuple(m for m in ALL_MODULES if m in present)
+        if not modules:
+            raise ValueError(f"--modules all: none of {', '.join(ALL_MODULES)} in {where}")
+    found = [(name, layer, module) for name, layer, module in parsed if module in modules]
     for module in modules:
         if not any(m == module for _, _, m in found):
             raise ValueError(f"--modules: no module named '{module}' in {where}")
@@ -196,7 +201,8 @@ def deltas_from_pair(
 
     Args:
         base, tuned: checkpoints (a folder, a ``.safetensors`` file or a shard index).
-        modules: module names (the key component before ``.weight``) to compare.
+        modules: module names (the key component before ``.weight``) to compare; ``["all"]`` for
+            every one of :data:`ALL_MODULES` present (not the embeddings or the LM head).
         layers: layer indices to keep; ``None`` for all.
         allow_pickle: accept pickle checkpoints.
 
@@ -217,10 +223,12 @@ def _pair_deltas(base: Checkpoint, tuned: Checkpoint, plan) -> Iterator[Delta]:
         for name, layer, module in plan:
             w_base, w_tuned = _finite(base, name + ".weight"), _finite(tuned, name + ".weight")
             dtype = _output_dtype(w_base, w_tuned)
-            delta = w_tuned.to(dtype) - w_base.to(dtype)
+            # In place (each read is a fresh tensor): a third matrix would add half to the peak.
+            delta = w_tuned.to(dtype).sub_(w_base.to(dtype))
             del w_base, w_tuned
             rows, cols = delta.shape
             yield Delta(name, layer, module, delta, rows, cols, None, "dense", not delta.any())
+            del delta  # not held here while the next pair is read
     finally:
         base.close()
         tuned.close()

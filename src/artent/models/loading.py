@@ -8,20 +8,8 @@ peft's own loader, which unpickles ``adapter_model.bin`` unasked, is never calle
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
-
-
-def quiet_peft() -> None:
-    """Silence the deprecation warning peft 0.21 triggers in transformers 5 on every adapter run.
-
-    peft calls ``is_gradient_checkpointing``, which transformers 5 deprecated; there is nothing a
-    user can act on, and it printed two lines on stderr for every adapter loaded or trained.
-    """
-    warnings.filterwarnings(
-        "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
-    )
 
 
 def local_model(name: str) -> Path | None:
@@ -108,8 +96,8 @@ def put_adapter(model, adapter: str, *, allow_pickle: bool = False):
 
     import artent.adapters.mps  # noqa: F401  (registers the mps method with peft)
     from artent.models.adapter_check import adapter_weights, read_adapter_config
+    from artent.models.peft_warnings import peft_quietly
 
-    quiet_peft()
     read_adapter_config(adapter)
     what = f"adapter {adapter}"
     config = _from_pretrained(what, PeftConfig.from_pretrained, adapter)
@@ -117,7 +105,8 @@ def put_adapter(model, adapter: str, *, allow_pickle: bool = False):
     weights = adapter_weights(adapter, allow_pickle=allow_pickle)
     # the class peft's own from_pretrained picks for the config's task type
     wrapper = MODEL_TYPE_TO_PEFT_MODEL_MAPPING.get(config.task_type, PeftModel)
-    model = _from_pretrained(what, wrapper, model, config, "default")
+    with peft_quietly():
+        model = _from_pretrained(what, wrapper, model, config, "default")
     result = _from_pretrained(what, set_peft_model_state_dict, model, weights, "default")
     unexpected = list(result.unexpected_keys)
     missing = [k for k in result.missing_keys if "default" in k.split(".")]

@@ -35,6 +35,7 @@ from artent.outdir import (
     clear_folder,
     remove_stale_temporaries,
 )
+from artent.progress import progress
 from artent.training.config import TrainConfig
 from artent.training.distributed import SINGLE_PROCESS, detect_processes, resolve_device
 from artent.training.methods import (
@@ -294,7 +295,6 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
 def _train(cfg: TrainConfig, out: Path, procs, redo: bool) -> None:
     import pandas as pd
     import torch
-    from tqdm.auto import tqdm
 
     with procs.main_process_first():  # the main process fills the data and model caches first
         model, tokenizer, train_data, held_data = prepare(cfg, str(procs.device))
@@ -360,13 +360,12 @@ def _train(cfg: TrainConfig, out: Path, procs, redo: bool) -> None:
     train_model.train()
     if resume_from is None:  # a run resumed at step 0 has its step-0 rows already
         evaluate_and_save(0)
-    bar = tqdm(
+    bar = progress(
         range(start, cfg.steps),
         initial=start,
         total=cfg.steps,
         disable=not (cfg.progress and procs.is_main),
         desc=f"{cfg.method} {Path(cfg.out).name}",
-        dynamic_ncols=True,
     )
     t_loop = time.perf_counter()
     for step in bar:

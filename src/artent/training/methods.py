@@ -43,9 +43,7 @@ def attach_method(model, cfg: TrainConfig):
         return model
     from peft import LoraConfig, get_peft_model
 
-    from artent.models.loading import quiet_peft
-
-    quiet_peft()
+    from artent.models.peft_warnings import peft_quietly
 
     if cfg.method == "lora":
         peft_cfg = LoraConfig(
@@ -69,7 +67,8 @@ def attach_method(model, cfg: TrainConfig):
             use_rslora=cfg.rslora,
             task_type="CAUSAL_LM",
         )
-    return get_peft_model(model, peft_cfg)
+    with peft_quietly():
+        return get_peft_model(model, peft_cfg)
 
 
 def save_checkpoint_weights(model, cfg: TrainConfig, folder: Path) -> None:
