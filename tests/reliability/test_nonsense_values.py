@@ -103,3 +103,15 @@ def test_adapter_weights_of_the_wrong_shape_are_refused(artent, small_tiny, lora
         str(bad),
         "shape",
     )
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+def test_factored_profile_is_exact_for_any_finite_scale(scale):
+    from artent.entanglement.profile import LowRank
+
+    g = torch.Generator().manual_seed(4)
+    B = torch.randn(16, 3, generator=g, dtype=torch.float64)
+    A = torch.randn(3, 8, generator=g, dtype=torch.float64)
+    want = entanglement_profile((B @ A).numpy(), method="svd")
+    got = entanglement_profile(LowRank(B * scale, A * scale))
+    np.testing.assert_allclose(got, want, atol=1e-12)
