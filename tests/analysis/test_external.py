@@ -8,13 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from artent.analysis.external import (
-    ExternalConfig,
-    _score_std_sums,
-    plot_external,
-    run_external,
-    tokenize_texts,
-)
+from artent.analysis.external import ExternalConfig, plot_external, run_external
+from artent.analysis.external.measure import _score_std_sums
+from artent.data.corpus import corpus_windows
 from artent.entanglement import compare_laws, entanglement_profile, fit_cardy
 from artent.entanglement.rmt import random_attention, random_attention_profile
 from artent.models.attention import attention_maps
@@ -70,24 +66,41 @@ def tables(model, tokenizer, texts, cfg):
 
 
 @pytest.fixture(scope="module")
-def ids(tokenizer, texts):
-    rows = [[tokenizer.bos_token_id] + tokenizer(t)["input_ids"] for t in texts]
-    return torch.tensor([r[:SEQ] for r in rows])
+def ids(texts):
+    # By hand: BOS, then the documents' word ids joined by the separator (this tokenizer has
+    # neither sep nor eos, so BOS), cut into windows of SEQ: 1 + 20 + 1 + 15 + 1 + 30 = 68 tokens.
+    stream = [1]
+    for i, text in enumerate(texts):
+        stream += ([1] if i else []) + [WORDS.index(w) + 2 for w in text.split()]
+    assert len(stream) == 68
+    return torch.tensor(stream[: 3 * SEQ]).reshape(3, SEQ)
 
 
-def test_tokenize_prepends_bos_and_cuts(tokenizer, texts, ids):
-    got = tokenize_texts(tokenizer, texts, SEQ)
-    assert torch.equal(got, ids)
-    assert torch.all(got[:, 0] == tokenizer.bos_token_id)
-    with pytest.raises(ValueError, match="fewer than --n-texts 4"):
-        tokenize_texts(tokenizer, texts, SEQ, n_texts=4)
+def test_windows_are_cut_from_the_joined_stream(tokenizer, texts, ids):
+    got = corpus_windows(tokenizer, texts, SEQ, 3)
+    assert torch.equal(got.ids, ids) and got.note is None
+    every = corpus_windows(tokenizer, texts, SEQ, 5)  # the corpus has 4 windows
+    assert every.ids.shape == (4, SEQ) and torch.equal(every.ids[:3], ids)
+    assert every.note == (
+        "texts texts: 68 tokens make 4 window(s) of 16 tokens, fewer than --n-texts 5; using 4"
+    )
 
 
-def test_text_too_short_is_named(model, tokenizer, texts, cfg):
-    short = texts[:3] + ["w1 w2 w3"]
-    cfg4 = ExternalConfig(seq_len=SEQ, n_texts=4)
-    with pytest.raises(ValueError, match=r"^texts: text 3 has 4 tokens, fewer than --seq-len 16$"):
-        run_external(model, tokenizer, short, cfg4)
+def test_corpus_shorter_than_a_window_is_an_error_with_its_token_count(model, tokenizer, cfg):
+    with pytest.raises(
+        ValueError, match=r"^texts texts: the corpus has 4 tokens, fewer than one window of "
+    ):
+        run_external(model, tokenizer, ["w1 w2 w3"], cfg)
+
+
+def test_fewer_windows_than_asked_are_used_and_noted(model, tokenizer, texts):
+    notes = []
+    few = ExternalConfig(seq_len=SEQ, n_texts=9, baseline_samples=1, scaling_lengths=(SEQ,))
+    got = run_external(model, tokenizer, texts, few, notify=notes.append)
+    assert len(notes) == 1 and "fewer than --n-texts 9; using 4" in notes[0]
+    assert got["external"]["T"].eq(SEQ).all()
+    with pytest.warns(UserWarning, match="using 4"):
+        run_external(model, tokenizer, texts, few)
 
 
 def test_profile_rows_equal_entanglement_profile_per_text(tables, model, ids):
@@ -195,10 +208,10 @@ def test_fitted_beta_recovers_the_temperature_of_random_attention():
     rng = np.random.default_rng(5)
     for beta in (0.7, 2.5):
         mats = np.stack([random_attention(64, beta, rng=rng) for _ in range(6)])
-        attn = torch.from_numpy(mats)[None, :, None]  # [layers=1, batch, heads=1, T, T]
+        attn = torch.from_numpy(mats)[:, None]  # [batch, heads=1, T, T]
         var_sum, rows = _score_std_sums(attn)
-        assert rows[0, 0] == 6 * 63
-        assert math.sqrt(var_sum[0, 0] / rows[0, 0]) == pytest.approx(beta, rel=0.03)
+        assert rows[0] == 6 * 63
+        assert math.sqrt(var_sum[0] / rows[0]) == pytest.approx(beta, rel=0.03)
 
 
 def test_config_validation():
