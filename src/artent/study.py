@@ -3,7 +3,7 @@
 Study folder::
 
     DIR/study.json           config, planned runs, versions, timings
-    DIR/texts.txt            the held-out texts every attention analysis reads
+    DIR/texts.txt            the held-out corpus every attention analysis reads (paragraphs)
     DIR/runs/<name>/         one artent training run per planned run (resumes on its own)
     DIR/internal/            internal.parquet, internal_summary.parquet, internal.png
     DIR/external/            external.parquet, external_summary.parquet, scaling.parquet, ...
@@ -163,18 +163,20 @@ def _stage(out: Path, name: str, done: Path, fn: Callable[[], None], timings: di
     log(f"[{name}] done in {timings[name]:.0f} s")
 
 
-def _texts(path: Path, cfg: StudyConfig) -> list[str]:
+def _texts(path: Path, cfg: StudyConfig):
+    """The study's held-out corpus (written once: one generated document per paragraph)."""
+    from artent.data.corpus import read_corpus
+
     if not path.is_file():
         from artent.data.generators import pretraining_corpus
         from artent.io import atomic_path
 
-        # about 60 tokens a document: enough per line for text_len tokens, with margin
+        # about 60 tokens a document: twice the text_len * n_texts tokens the windows need
         per = 2 + cfg.text_len // 30
         docs = [" ".join(d.split()) for d in pretraining_corpus(per * cfg.n_texts, seed=9173)]
-        lines = [" ".join(docs[i : i + per]) for i in range(0, len(docs), per)]
         with atomic_path(path) as tmp:
-            tmp.write_text("\n".join(lines) + "\n")
-    return path.read_text().splitlines()
+            tmp.write_text("\n\n".join(docs) + "\n")
+    return read_corpus(path)
 
 
 def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = True) -> Path:

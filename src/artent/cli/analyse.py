@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from artent.cli.app import Opt, UserError, app, console
+from artent.cli.app import Opt, UserError, app, console, err_console
 
 
 def _layers(text: str | None) -> list[int] | None:
@@ -110,39 +110,44 @@ def internal(
     console.print(f"results in {out}/ (internal.parquet, internal_summary.parquet, internal.png)")
 
 
-def _read_texts(path: Path) -> list[str]:
-    """One text per non-empty line (a .txt file) or per record (.jsonl with a 'text' field)."""
-    import json
+def _corpus(path: Path):
+    """The corpus behind --texts (file names checked now, contents read by the analysis)."""
+    from artent.data.corpus import read_corpus
 
-    if not path.is_file():
-        raise UserError(f"--texts {path}: no such file")
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    if path.suffix == ".jsonl":
-        try:
-            lines = [json.loads(ln)["text"] for ln in lines]
-        except (ValueError, KeyError, TypeError):
-            raise UserError(
-                f"--texts {path}: every line must be JSON with a 'text' field"
-            ) from None
-    if not lines:
-        raise UserError(f"--texts {path}: no texts in the file")
-    return lines
+    try:
+        return read_corpus(path)
+    except ValueError as e:
+        raise UserError(f"--{e}") from None
+
+
+def _note_once():
+    """A printer of corpus notes that says each one once (several models read one corpus)."""
+    said: set[str] = set()
+
+    def note(message: str) -> None:
+        if message not in said:
+            said.add(message)
+            err_console.print(message, highlight=False)
+
+    return note
 
 
 @app.command()
 def external(
     out: Annotated[Path, Opt(help="output folder")],
     texts: Annotated[
-        Path, Opt(help="texts: one per line (.txt) or {'text': ...} per line (.jsonl)")
+        Path, Opt(help="corpus: .txt (paragraphs), .jsonl / .parquet ('text'), or a folder")
     ],
     model: Annotated[str | None, Opt(help="'tiny', a model folder or a hub name")] = None,
     adapter: Annotated[str | None, Opt(help="a PEFT adapter folder on --model")] = None,
     run: Annotated[list[str] | None, Opt(help="artent run folder(s): every checkpoint")] = None,
-    seq_len: Annotated[int, Opt(help="tokens per text (T)")] = 64,
-    n_texts: Annotated[int, Opt(help="texts used")] = 8,
+    seq_len: Annotated[int, Opt(help="tokens per window (T)")] = 64,
+    n_texts: Annotated[int, Opt(help="most windows of T tokens cut from the corpus")] = 8,
     encodings: Annotated[str, Opt(help="amplitude,born")] = "amplitude,born",
     orders: Annotated[str, Opt(help="sequential,interleaved")] = "sequential,interleaved",
-    device: Annotated[str | None, Opt(help="torch device for the eigen-solves")] = None,
+    device: Annotated[
+        str, Opt(help="torch device of the model and eigen-solves (auto: GPU if present)")
+    ] = "auto",
 ) -> None:
     """Entanglement profiles of attention matrices, their Cardy fits and the random baseline."""
     import pandas as pd
@@ -152,12 +157,12 @@ def external(
     from artent.io import write_parquet, write_run_record
     from artent.models.loading import load_for_forward
 
-    lines = _read_texts(texts)
+    corpus = _corpus(texts)
+    note = _note_once()
     try:
         cfg = ExternalConfig(
             seq_len=seq_len,
             n_texts=n_texts,
-            device=device,
             encodings=tuple(encodings.split(",")),
             orders=tuple(orders.split(",")),
         )
@@ -178,11 +183,12 @@ def external(
             raise UserError("nothing to analyse: pass --model (and --adapter) or --run")
         tables: dict[str, list] = {}
         for label, step, spec in jobs:
-            m, tok = load_for_forward(**spec)
+            m, tok = load_for_forward(**spec, device=device)
             with console.status(
                 f"attention of {label}" + (f" step {step}" if step is not None else "")
             ):
-                for name, frame in run_external(m, tok, lines, cfg, step=step, label=label).items():
+                result = run_external(m, tok, corpus, cfg, step=step, label=label, notify=note)
+                for name, frame in result.items():
                     tables.setdefault(name, []).append(frame)
         merged = {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
     except ValueError as e:
@@ -191,7 +197,9 @@ def external(
     for name, frame in merged.items():
         write_parquet(out / f"{name}.parquet", frame)
     plot_external(merged, out / "external.png")
-    write_run_record(out, "external", dict(cfg.__dict__, jobs=[j[:2] for j in jobs]))
+    write_run_record(
+        out, "external", dict(cfg.__dict__, texts=str(texts), jobs=[j[:2] for j in jobs])
+    )
     s = merged["external_summary"]
     table = Table(
         "label",
@@ -222,11 +230,13 @@ def external(
 @app.command()
 def nohair(
     models: Annotated[list[str], typer.Argument(help="run folders, adapter or model folders")],
-    texts: Annotated[Path, Opt(help="texts: one per line (.txt) or .jsonl with 'text'")],
+    texts: Annotated[
+        Path, Opt(help="corpus: .txt (paragraphs), .jsonl / .parquet ('text'), or a folder")
+    ],
     out: Annotated[Path, Opt(help="output folder")],
     base: Annotated[str | None, Opt(help="base model, for adapter or model folders")] = None,
-    seq_len: Annotated[int, Opt(help="tokens per text")] = 64,
-    n_texts: Annotated[int, Opt(help="texts used")] = 8,
+    seq_len: Annotated[int, Opt(help="tokens per window (T)")] = 64,
+    n_texts: Annotated[int, Opt(help="most windows of T tokens cut from the corpus")] = 8,
     modules: Annotated[str, Opt(help="modules of the internal profiles")] = "q_proj,v_proj",
     device: Annotated[str | None, Opt(help="torch device for the profiles")] = None,
 ) -> None:
@@ -234,7 +244,7 @@ def nohair(
     from artent.analysis.nohair import NoHairConfig, plot_nohair, resolve_specs, run_nohair
     from artent.io import write_parquet, write_run_record
 
-    lines = _read_texts(texts)
+    corpus = _corpus(texts)
     try:
         cfg = NoHairConfig(
             seq_len=seq_len,
@@ -243,7 +253,7 @@ def nohair(
             modules=[m for m in modules.split(",") if m],
         )
         specs = resolve_specs(models, base)
-        result = run_nohair(specs, lines, cfg)
+        result = run_nohair(specs, corpus, cfg, notify=_note_once())
     except ValueError as e:
         raise UserError(str(e)) from None
     out.mkdir(parents=True, exist_ok=True)

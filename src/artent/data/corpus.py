@@ -96,9 +96,7 @@ def read_corpus(path: str | Path) -> Corpus:
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in CORPUS_SUFFIXES)
         if not files:
-            raise ValueError(
-                f"texts {p}: the folder holds no {', '.join(CORPUS_SUFFIXES)} file"
-            )
+            raise ValueError(f"texts {p}: the folder holds no {', '.join(CORPUS_SUFFIXES)} file")
         return Corpus(str(p), tuple(files))
     if not p.is_file():
         raise ValueError(f"texts {p}: no such file or folder")

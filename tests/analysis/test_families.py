@@ -1,0 +1,101 @@
+"""`artent external` with default options on a tiny random model of every supported family.
+
+Each model is built from its config here (no hub) and saved with a word-level tokenizer. The
+profiles are checked against the dense single-state engine on the attention maps transformers
+itself returns (``output_attentions=True``), on windows cut by hand from the corpus.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from artent.cli import main as cli_main
+from artent.entanglement import entanglement_profile
+from artent.entanglement.rmt import random_attention_profile
+from conftest import ENCODER_FAMILIES, FAMILIES, FAMILY_WORDS
+
+T = 64  # the CLI's default --seq-len
+N_WINDOWS = 8  # the CLI's default --n-texts
+
+
+def _windows_by_hand(corpus, folder, family: str) -> torch.Tensor:
+    # [BOS or CLS] (id 1), each paragraph's ids, [EOS or SEP] (id 2) between paragraphs.
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    stream = [1]
+    for i, paragraph in enumerate(corpus.read_text().strip().split("\n\n")):
+        ids = tok(paragraph, add_special_tokens=False)["input_ids"]
+        if family != "qwen2":  # word-level: one id per word
+            assert ids == [FAMILY_WORDS.index(w) + 4 for w in paragraph.split()]
+        stream += ([2] if i else []) + ids
+    assert len(stream) >= 4 * 170 + 4
+    return torch.tensor(stream[: N_WINDOWS * T]).reshape(N_WINDOWS, T)
+
+
+def _transformers_maps(folder, family: str, ids):
+    import transformers
+
+    cls = getattr(transformers, FAMILIES[family][1])
+    model = cls.from_pretrained(folder, attn_implementation="eager").eval()
+    with torch.no_grad():
+        out = model(input_ids=ids, output_attentions=True)
+    return torch.stack(out.attentions).double()  # [layers, windows, heads, T, T]
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_external_with_defaults_on_every_family(
+    family, family_folder, paragraphs_corpus, tmp_path, capsys
+):
+    folder = family_folder(family)
+    out = tmp_path / "ext"
+    code = cli_main(
+        ["external", "--model", str(folder), "--texts", str(paragraphs_corpus), "--out", str(out)]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "fewer than --n-texts" not in captured.err  # 684 tokens or more: 8 windows used
+    summary = pd.read_parquet(out / "external_summary.parquet")
+    ext = pd.read_parquet(out / "external.parquet")
+    causal = family not in ENCODER_FAMILIES
+    assert len(summary) == 2 * 4 * 4  # layers x heads x (2 encodings x 2 orders)
+    for name in ("external", "external_summary", "scaling", "baseline"):
+        table = pd.read_parquet(out / f"{name}.parquet")
+        assert table.causal.eq(causal).all(), name
+    local = summary.groupby("layer")[["local", "window"]].first()
+    if family in ("gemma2", "gemma3"):  # layer 0 slides over 16 tokens, layer 1 is global
+        assert local.local.tolist() == [True, False]
+        assert local.window.iloc[0] == 16 and pd.isna(local.window.iloc[1])
+    elif family == "mistral":  # Mistral's config windows every layer (4096 by default)
+        assert local.local.all() and local.window.eq(4096).all()
+    else:
+        assert not local.local.any()
+
+    maps = _transformers_maps(folder, family, _windows_by_hand(paragraphs_corpus, folder, family))
+    above = torch.triu_indices(T, T, 1)
+    if causal:
+        assert torch.all(maps[..., above[0], above[1]] == 0)
+    else:  # an encoder attends to every key
+        assert torch.all(maps[..., above[0], above[1]] > 0)
+    for layer, head in ((0, 1), (1, 3)):
+        for encoding, order in (("amplitude", "sequential"), ("born", "interleaved")):
+            mats = maps[layer, :, head]
+            mats = mats if encoding == "amplitude" else mats.clamp_min(0).sqrt()
+            want = np.mean([entanglement_profile(m.numpy(), order=order) for m in mats], axis=0)
+            got = ext[
+                (ext.layer == layer)
+                & (ext["head"] == head)
+                & (ext.encoding == encoding)
+                & (ext.order == order)
+            ].sort_values("bond")
+            np.testing.assert_allclose(got.entropy, want, atol=1e-9, rtol=0)
+    base = pd.read_parquet(out / "baseline.parquet")
+    grid = base[
+        (base.beta == 1.0) & (base.encoding == "amplitude") & (base.order == "sequential")
+    ].sort_values("bond")
+    want = random_attention_profile(T, 1.0, samples=16, seed=0, causal=causal)
+    np.testing.assert_allclose(grid.entropy, want.mean, atol=1e-9)
+    assert (out / "external.png").stat().st_size > 10_000
