@@ -15,7 +15,7 @@ import torch
 from artent.cli import main as cli_main
 from artent.entanglement import entanglement_profile
 from artent.entanglement.rmt import random_attention_profile
-from conftest import ENCODER_FAMILIES, FAMILIES, FAMILY_WORDS
+from tiny_families import ENCODER_FAMILIES, FAMILIES, FAMILY_WORDS
 
 T = 64  # the CLI's default --seq-len
 N_WINDOWS = 8  # the CLI's default --n-texts
@@ -99,3 +99,94 @@ def test_external_with_defaults_on_every_family(
     want = random_attention_profile(T, 1.0, samples=16, seed=0, causal=causal)
     np.testing.assert_allclose(grid.entropy, want.mean, atol=1e-9)
     assert (out / "external.png").stat().st_size > 10_000
+
+
+def _save_with_tokenizer(model, folder, family="bert"):
+    from tiny_families import make_family_tokenizer
+
+    model.save_pretrained(folder)
+    make_family_tokenizer(family).save_pretrained(folder)
+    return folder
+
+
+def test_a_model_without_attention_maps_exits_2_and_writes_nothing(
+    tmp_path, paragraphs_corpus, capsys
+):
+    from transformers import MambaConfig, MambaForCausalLM
+
+    config = MambaConfig(hidden_size=32, num_hidden_layers=2, vocab_size=512, state_size=4)
+    folder = _save_with_tokenizer(MambaForCausalLM(config), tmp_path / "mamba", "llama")
+    out = tmp_path / "out"
+    capsys.readouterr()
+    code = cli_main(
+        ["external", "--model", str(folder), "--texts", str(paragraphs_corpus), "--out", str(out)]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "model mamba (MambaForCausalLM): no attention layers found" in err
+    assert not out.exists()
+
+
+def test_a_corpus_shorter_than_one_window_exits_2(family_folder, tmp_path, capsys):
+    short = tmp_path / "short.jsonl"
+    short.write_text('{"text": "w1 w2 w3"}\n\n{"text": "w4"}\n')
+    out = tmp_path / "out"
+    capsys.readouterr()
+    code = cli_main(
+        [
+            "external",
+            "--model",
+            str(family_folder("gpt2")),
+            "--texts",
+            str(short),
+            "--out",
+            str(out),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    # <|endoftext|>-like start, 3 words, separator, 1 word: 6 tokens
+    assert "short.jsonl: the corpus has 6 tokens, fewer than one window of --seq-len 64" in err
+    assert not out.exists()
+
+
+def test_nohair_says_when_no_per_head_context_exists(tmp_path, paragraphs_corpus, capsys):
+    """DistilBERT's attention is found by its class name only: maps, but no known output
+    projection, so no per-head context; the rest of the comparison runs."""
+    from transformers import DistilBertConfig, DistilBertModel
+
+    config = DistilBertConfig(
+        dim=32, n_layers=2, n_heads=4, hidden_dim=64, vocab_size=512, max_position_embeddings=256
+    )
+    torch.manual_seed(0)
+    base = DistilBertModel(config).eval()
+    _save_with_tokenizer(base, tmp_path / "base")
+    with torch.no_grad():
+        for param in base.parameters():
+            param.add_(0.01 * torch.randn_like(param))
+    _save_with_tokenizer(base, tmp_path / "tuned")
+    out = tmp_path / "nh"
+    capsys.readouterr()
+    code = cli_main(
+        [
+            "nohair",
+            str(tmp_path / "tuned"),
+            "--base",
+            str(tmp_path / "base"),
+            "--texts",
+            str(paragraphs_corpus),
+            "--modules",
+            "q_lin,v_lin",
+            "--out",
+            str(out),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.err.count("per-head context not available for distilbert") == 1
+    pairs = pd.read_parquet(out / "nohair.parquet")
+    assert pairs.context_rel_dist.isna().all() and pairs.hidden_rel_dist.gt(0).all()
+    assert list(zip(pairs.model, pairs.reference, strict=True)) == [("tuned", "base")]
+    assert pairs.external_contrast.gt(0).all() and pairs.attention_js.gt(0).all()
+    internal = pd.read_parquet(out / "nohair_internal.parquet")
+    assert set(internal.module) == {"q_lin", "v_lin"}

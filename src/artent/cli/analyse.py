@@ -127,7 +127,7 @@ def _note_once():
     def note(message: str) -> None:
         if message not in said:
             said.add(message)
-            err_console.print(message, highlight=False)
+            err_console.print(message, highlight=False, soft_wrap=True)
 
     return note
 

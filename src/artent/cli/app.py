@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except UserError as e:
-        err_console.print(f"[red]error:[/red] {e}", highlight=False)
+        # soft_wrap: a long path must not break the one-line message over several lines
+        err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         return 2
     except click.exceptions.Abort:
         err_console.print("aborted")

@@ -140,7 +140,9 @@ def _plan_adapter(adapter, base, modules, layers, allow_pickle):
         ad.require_base("VeRA stores no module input widths")
     shape_of = _READERS[ad.peft_type][0]
     # The base's config (or the one peft recorded the adapter's base under) splits fused modules.
-    config = read_model_config(base, hub_names=(ad.config.get("base_model_name_or_path"),))
+    recorded = ad.config.get("base_model_name_or_path")
+    recorded = recorded if isinstance(recorded, str) else None
+    config = read_model_config(base, recorded, hub_names=(recorded,))
     arch = config.get("model_type") if config else None
 
     def layout_of(name: str, module: str):

@@ -131,10 +131,9 @@ def fused_layout(
             )
     config = config or {}
     if (arch, module) not in KNOWN_LAYOUTS:
-        known = ", ".join(f"{a} {m}" for a, m in KNOWN_LAYOUTS)
         raise ValueError(
             f"{where}: '{name}' fuses query, key and value in a layout artent does not know for "
-            f"architecture '{arch}' (known: {known}); {whole}"
+            f"architecture '{arch}'; {whole}"
         )
     hidden = _config_int(config, "hidden_size", "n_embd")
     heads = _config_int(config, "num_attention_heads", "n_head")
@@ -180,7 +179,7 @@ def read_model_config(*places: Any, hub_names: tuple[Any, ...] = ()) -> dict | N
             fetched: nothing here reaches a network).
     """
     for place in places:
-        if not place:
+        if not place or not Path(place).expanduser().exists():
             continue
         path = Path(place).expanduser()
         folder = path if path.is_dir() else path.parent
