@@ -310,8 +310,12 @@ def read_attention(
                 )
             if on_hidden is not None:
                 handles.append(site.layer.register_forward_hook(output_hook(site.index, on_hidden)))
-        with eager_attention(model), torch.no_grad():
-            model(input_ids=ids, attention_mask=mask, use_cache=False)
+        with eager_attention(model) as inner, torch.no_grad():
+            # The bare transformer (no LM head): its logits, T x vocabulary per window, would
+            # cost more than the attention on a small model with a large vocabulary.
+            body = getattr(inner, "base_model", None)
+            body = body if isinstance(body, torch.nn.Module) else inner
+            body(input_ids=ids, attention_mask=mask, use_cache=False)
     finally:
         for h in handles:
             h.remove()

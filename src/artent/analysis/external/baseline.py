@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from artent.analysis.external.config import ExternalConfig
-from artent.entanglement.batched import batched_profiles
+from artent.entanglement.batched import batched_matrix_profiles
 from artent.entanglement.fits import fit_cardy
 from artent.entanglement.rmt import random_attention
 
@@ -31,12 +31,12 @@ def random_attention_profiles(
     """
     import torch
 
-    from artent.analysis.external.measure import chain_states, encode
+    from artent.analysis.external.measure import encode
 
     rng = np.random.default_rng(seed)
     mats = np.stack([random_attention(T, beta, causal=causal, rng=rng) for _ in range(samples)])
     x = encode(torch.from_numpy(mats), encoding)
-    return batched_profiles(*chain_states(x, order), device=device)
+    return batched_matrix_profiles(x, order=order, device=device)
 
 
 def baseline_rows(
@@ -52,7 +52,7 @@ def baseline_rows(
     """
     import torch
 
-    from artent.analysis.external.measure import chain_states, encode
+    from artent.analysis.external.measure import encode
 
     rows = []
     betas = [(b, "grid") for b in cfg.baseline_betas] + [(fitted_beta, "fitted")]
@@ -66,7 +66,7 @@ def baseline_rows(
         for encoding in cfg.encodings:
             x = encode(mats, encoding)
             for order in cfg.orders:
-                prof = batched_profiles(*chain_states(x, order), device=cfg.device)
+                prof = batched_matrix_profiles(x, order=order, device=cfg.device)
                 mean = prof.mean(axis=0)
                 std = prof.std(axis=0, ddof=1) if len(prof) > 1 else np.zeros_like(mean)
                 fit = fit_cardy(mean, cfg.boundary)

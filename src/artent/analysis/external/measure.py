@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from artent.analysis.external.config import ExternalConfig
-from artent.entanglement.batched import batched_profiles
+from artent.entanglement.batched import batched_matrix_profiles
 from artent.entanglement.fits import compare_laws
-from artent.entanglement.sites import matrix_layout, prime_factors
+from artent.entanglement.sites import prime_factors
 
 #: float64 state elements profiled in one batched call (256 MB): 8 heads' maps at T = 2048.
 PROFILE_CHUNK_ELEMENTS = 2**25
@@ -33,21 +33,15 @@ def encode(attn, encoding: str):
     return x
 
 
-def chain_states(x, order: str | None):
-    """``[..., T, T]`` float64 amplitudes as ``[batch, T*T]`` states in chain order, and dims.
+def profiles(x, order: str | None):
+    """Profiles ``[batch, bonds]`` of ``[batch, T, T]`` float64 amplitudes in a site order.
 
-    ``order=None`` gives the two-site chain ``[T, T]`` whose one bond is the row|column cut.
+    ``order=None`` is the two-site chain ``[T, T]`` whose one bond is the row|column cut.
     """
-    t = x.shape[-1]
-    x = x.reshape(-1, t, t)
     if order is None:
-        return x.reshape(x.shape[0], -1), [t, t]
-    layout = matrix_layout((t, t), None, order)
-    if order == "sequential":  # row sites then column sites: the matrix itself, no copy
-        return x.reshape(x.shape[0], -1), list(layout.dims)
-    x = x.reshape(x.shape[0], *layout.row_dims, *layout.col_dims)
-    x = x.permute(0, *(a + 1 for a in layout.axes))
-    return x.reshape(x.shape[0], -1), list(layout.dims)
+        t = x.shape[-1]
+        return batched_matrix_profiles(x, dims=([t], [t]))
+    return batched_matrix_profiles(x, order=order)
 
 
 def _score_std_sums(attn):
@@ -111,12 +105,12 @@ class _Measurements:
             for encoding in self.cfg.encodings:
                 x = encode(block, encoding)
                 for order in self.cfg.orders:
-                    prof = batched_profiles(*chain_states(x, order))
+                    prof = profiles(x, order)
                     parts[encoding, order].append(prof)
                     if order == "sequential":
                         parts[encoding].append(prof[:, seq_cut - 1])
                 if want_cut and "sequential" not in self.cfg.orders:
-                    parts[encoding].append(batched_profiles(*chain_states(x, None))[:, 0])
+                    parts[encoding].append(profiles(x, None)[:, 0])
         for combo in self.combos:
             self.profiles[combo][layer].append(np.concatenate(parts[combo]).reshape(b, h, -1))
         if want_cut:
@@ -130,8 +124,7 @@ class _Measurements:
             b, h = weights.shape[:2]
             for encoding in self.cfg.encodings:
                 got = [
-                    batched_profiles(*chain_states(encode(block, encoding), None))[:, 0]
-                    for block in self._chunks(weights)
+                    profiles(encode(block, encoding), None)[:, 0] for block in self._chunks(weights)
                 ]
                 self.cuts[encoding, t][layer].append(np.concatenate(got).reshape(b, h))
 
