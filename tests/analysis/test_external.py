@@ -154,18 +154,22 @@ def test_scaling_is_the_cut_entropy_of_attention_at_each_length(tables, model, i
     assert sorted(scal["T"].unique()) == [8, 16]
     np.testing.assert_allclose(scal.ln_T, np.log(scal["T"]))
     A8 = attention_maps(model, ids[:, :8]).double()
-    # Causality: attention on the first 8 tokens is the leading block of attention on 16.
+    # Causality: attention on the first 8 tokens is the leading block of attention on 16 (up to
+    # float32 rounding), which is what the analysis profiles for a causal model.
     A16 = attention_maps(model, ids).double()
     torch.testing.assert_close(A8, A16[..., :8, :8], atol=1e-5, rtol=0)
     for layer, head in [(0, 0), (1, 2)]:
         for encoding in ("amplitude", "born"):
-            mats = A8[layer, :, head]
+            mats = A16[layer, :, head, :8, :8]
             mats = mats if encoding == "amplitude" else mats.sqrt()
             cut = [entanglement_profile(m.numpy())[2] for m in mats]  # 8 = [2,2,2] | [2,2,2]
+            short = A8[layer, :, head] if encoding == "amplitude" else A8[layer, :, head].sqrt()
+            by_forward = [entanglement_profile(m.numpy())[2] for m in short]
             got = scal[
                 (scal.layer == layer) & (scal["head"] == head) & (scal.encoding == encoding)
             ].set_index("T")
             assert got.loc[8, "cut_entropy"] == pytest.approx(np.mean(cut), abs=1e-9)
+            assert got.loc[8, "cut_entropy"] == pytest.approx(np.mean(by_forward), abs=1e-4)
             seq = ext[
                 (ext.layer == layer)
                 & (ext["head"] == head)

@@ -74,7 +74,8 @@ def test_external_with_defaults_on_every_family(
     else:
         assert not local.local.any()
 
-    maps = _transformers_maps(folder, family, _windows_by_hand(paragraphs_corpus, folder, family))
+    windows = _windows_by_hand(paragraphs_corpus, folder, family)
+    maps = _transformers_maps(folder, family, windows)
     above = torch.triu_indices(T, T, 1)
     if causal:
         assert torch.all(maps[..., above[0], above[1]] == 0)
@@ -92,6 +93,18 @@ def test_external_with_defaults_on_every_family(
                 & (ext.order == order)
             ].sort_values("bond")
             np.testing.assert_allclose(got.entropy, want, atol=1e-9, rtol=0)
+    # Scaling: the cut entropy of the attention on the first 32 tokens (by its own forward pass;
+    # a causal model's analysis reads it off the leading block, equal up to float32 rounding).
+    short = _transformers_maps(folder, family, windows[:, :32])[1, :, 0]
+    want = np.mean([entanglement_profile(m.numpy())[4] for m in short])  # 32 = 2^5 | 2^5
+    scaling = pd.read_parquet(out / "scaling.parquet")
+    got = scaling[
+        (scaling.layer == 1)
+        & (scaling["head"] == 0)
+        & (scaling.encoding == "amplitude")
+        & (scaling["T"] == 32)
+    ]
+    assert got.cut_entropy.item() == pytest.approx(want, abs=1e-4 if causal else 1e-9)
     base = pd.read_parquet(out / "baseline.parquet")
     grid = base[
         (base.beta == 1.0) & (base.encoding == "amplitude") & (base.order == "sequential")

@@ -67,8 +67,11 @@ def _score_std_sums(attn):
 class _Measurements:
     """Per-layer profiles, cut entropies and score statistics, filled batch by batch."""
 
-    def __init__(self, cfg: ExternalConfig, n_layers: int) -> None:
+    def __init__(self, cfg: ExternalConfig, n_layers: int, *, causal_model: bool) -> None:
         self.cfg = cfg
+        # A causal model's attention on the first t tokens is the leading t x t block of its
+        # attention on T (query i sees keys <= i only, in every layer): no forward pass at t.
+        self.shorter_from_blocks = causal_model
         self.combos = [(e, o) for e in cfg.encodings for o in cfg.orders]
         self.profiles: dict[tuple[str, str], list[list[np.ndarray]]] = {
             c: [[] for _ in range(n_layers)] for c in self.combos
@@ -116,6 +119,10 @@ class _Measurements:
         if want_cut:
             for encoding in self.cfg.encodings:
                 self.cuts[encoding, t][layer].append(np.concatenate(parts[encoding]).reshape(b, h))
+        if self.shorter_from_blocks:
+            for short in self.cfg.scaling_lengths:
+                if short < t:
+                    self.cut_only(short)(layer, weights[..., :short, :short])
 
     def cut_only(self, t: int) -> Callable[[int, Any], None]:
         """A layer consumer for a shorter length ``t``: the row|column entropy only."""
@@ -165,14 +172,28 @@ def measure_attention(model: Any, ids, cfg: ExternalConfig):
     from artent.models.attention import attention_layers, read_attention
 
     layers = attention_layers(model)
-    found = _Measurements(cfg, len(layers))
+    # Is the model causal? Read off the maps of one short window (exact zeros above the diagonal
+    # in every layer), then checked again on every full-length map.
+    probe = {"causal": True}
+
+    def check(_layer: int, weights) -> None:
+        probe["causal"] = probe["causal"] and not bool(weights.triu(1).any())
+
+    read_attention(model, ids[:1, : min(cfg.seq_len, 16)], check)
+    found = _Measurements(cfg, len(layers), causal_model=probe["causal"])
     batch = _batch_for(model, cfg, cfg.seq_len)
     for start in range(0, len(ids), batch):
         chunk = ids[start : start + batch]
         read_attention(model, chunk, found.full_length)
-        for t in cfg.scaling_lengths:
-            if t != cfg.seq_len:
-                read_attention(model, chunk[:, :t], found.cut_only(t))
+        if not probe["causal"]:
+            for t in cfg.scaling_lengths:
+                if t != cfg.seq_len:
+                    read_attention(model, chunk[:, :t], found.cut_only(t))
+    if found.causal != probe["causal"]:
+        raise ValueError(
+            "model: its attention is causal on 16 tokens but not on --seq-len tokens; artent "
+            "cannot tell which scaling to report"
+        )
     return found, layers
 
 
