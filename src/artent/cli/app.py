@@ -35,14 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except UserError as e:
-        # soft_wrap: a long path must not break the one-line message over several lines
         err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         return 2
     except click.exceptions.Abort:
         err_console.print("aborted")
         return 130
     except click.exceptions.ClickException as e:
-        err_console.print(f"[red]error:[/red] {e.format_message()}", highlight=False)
+        err_console.print(
+            f"[red]error:[/red] {e.format_message()}", highlight=False, soft_wrap=True
+        )
         return 2
     except click.exceptions.Exit as e:
         return e.exit_code

@@ -74,12 +74,18 @@ def demo(
         Path | None, typer.Option(help="study config (JSON/YAML), e.g. paper scale")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="seed of every run")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="base: smollm2 (default) | tiny | folder | hub name")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto (GPU if any) | cpu | cuda[:N]: training, attention")
+    ] = None,
 ) -> None:
-    """The paper end to end, offline: pretrain, fine-tune, analyse, report (report.html)."""
+    """The paper end to end, offline, on SmolLM2: fine-tune, analyse, report (report.html)."""
     from artent.study import load_study_config, run_study
 
     try:
-        cfg = load_study_config(config, quick=quick or None, seed=seed)
+        cfg = load_study_config(config, quick=quick or None, seed=seed, model=model, device=device)
         report = run_study(out, cfg, log=lambda m: console.print(m, highlight=False, markup=False))
     except ValueError as e:
         raise UserError(str(e)) from None

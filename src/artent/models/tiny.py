@@ -458,9 +458,9 @@ def _pretrain_into(folder: Path, cfg: TinyPretrainConfig, progress: bool) -> dic
 
 
 def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    return Path(os.environ.get("ARTENT_CACHE") or Path.home() / ".cache" / "artent")
+    from artent.models.cache import cache_root
+
+    return cache_root(cache_dir)
 
 
 def tiny_model_path(cache_dir: str | os.PathLike | None = None, **pretrain_options) -> Path:

@@ -8,8 +8,6 @@ figure uses the amplitude encoding and the sequential site order unless it says 
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -17,25 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from artent.report.base_figures import layers_figure, length_scaling_figure, sink_figure
+from artent.report.plotting import empty_panel, new_figure, png_base64
+
 if TYPE_CHECKING:
     from artent.report.tables import StudyTables
 
 __all__ = ["FIGURES", "STUDY_FIGURES", "draw_figures", "figure_ref"]
-
-
-def _new(nrows: int, ncols: int, w: float = 4.4, h: float = 3.5):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(w * ncols, h * nrows))
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    return fig, axes
-
-
-def _png(fig) -> str:
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _colors(t: StudyTables) -> dict[str, tuple]:
@@ -57,12 +43,6 @@ def _final(frame: pd.DataFrame) -> pd.DataFrame:
     return final_rows(frame)
 
 
-def _empty(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="grey")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
 def internal_profiles_figure(t: StudyTables) -> str | None:
     """Mean profile over layers at each run's final step, one panel per (data, module).
 
@@ -74,7 +54,7 @@ def internal_profiles_figure(t: StudyTables) -> str | None:
     prof = _final(t.run_meta(t.internal))
     colors = _colors(t)
     datas, modules = list(dict.fromkeys(prof.data)), list(dict.fromkeys(prof.module))
-    fig, axes = _new(len(datas), len(modules), w=5.2)
+    fig, axes = new_figure(len(datas), len(modules), w=5.2)
     cuts = {}
     if t.internal_summary is not None:
         cuts = t.internal_summary.dropna(subset=["cut"]).groupby("module").cut.first().to_dict()
@@ -97,7 +77,7 @@ def internal_profiles_figure(t: StudyTables) -> str | None:
                 ax.axvline(cuts[module], color="grey", lw=0.8, ls=":")
             ax.set(xlabel="bond l", ylabel="S_l (nats)", title=f"{module}, {data}")
             ax.legend(fontsize=6)
-    return _png(fig)
+    return png_base64(fig)
 
 
 def valley_figure(t: StudyTables) -> str | None:
@@ -107,7 +87,7 @@ def valley_figure(t: StudyTables) -> str | None:
     if t.internal_summary is None:
         return None
     lora = _final(trained_updates(t, ("lora",)))
-    fig, axes = _new(1, 4, w=4.2)
+    fig, axes = new_figure(1, 4, w=4.2)
     ax_s, ax_d, ax_lr, ax_step = axes[0]
     ranks = sorted(lora.nominal_rank.dropna().unique())
     for (data, lr), g in lora.groupby(["data", "lr"], dropna=False):
@@ -131,7 +111,7 @@ def valley_figure(t: StudyTables) -> str | None:
         if ax.lines or ax.collections:
             ax.legend(fontsize=6)
         else:
-            _empty(ax, "one LoRA rank only")
+            empty_panel(ax, "one LoRA rank only")
     drawn = False
     for (data, rank), g in lora.groupby(["data", "nominal_rank"], dropna=False):
         if g.lr.nunique() < 2:
@@ -145,7 +125,7 @@ def valley_figure(t: StudyTables) -> str | None:
         ax_lr.set(xlabel="learning rate", ylabel="nats", title="valley vs learning rate")
         ax_lr.legend(fontsize=6)
     else:
-        _empty(ax_lr, "one learning rate only")
+        empty_panel(ax_lr, "one learning rate only")
     all_runs = trained_updates(t, ("lora", "mps", "fft"))
     colors = _colors(t)
     for label, g in all_runs.groupby("label", sort=False):
@@ -155,14 +135,14 @@ def valley_figure(t: StudyTables) -> str | None:
     ax_step.set(xlabel="training step", ylabel="valley depth (nats)", title="valley vs step")
     if len(all_runs):
         ax_step.legend(fontsize=6)
-    return _png(fig)
+    return png_base64(fig)
 
 
 def rmt_figure(t: StudyTables) -> str | None:
     """Random LoRA and full-rank updates over their closed-form predictions."""
     if t.profiles is None or t.profiles.empty:
         return None
-    fig, axes = _new(1, 1, w=6.0)
+    fig, axes = new_figure(1, 1, w=6.0)
     ax = axes[0][0]
     p = t.profiles
     for kind, g in p.groupby("kind", sort=False):
@@ -172,7 +152,7 @@ def rmt_figure(t: StudyTables) -> str | None:
     ax.plot(page.index, page.values, ":", color="black", lw=1.5, label="Page")
     ax.set(xlabel="bond l", ylabel="S_l (nats)", title="random updates (dashed: prediction)")
     ax.legend(fontsize=7)
-    return _png(fig)
+    return png_base64(fig)
 
 
 def _attention_panels(t: StudyTables, ext: pd.DataFrame) -> list[tuple[str, object, object]]:
@@ -203,12 +183,14 @@ def attention_figure(t: StudyTables) -> str | None:
     if ext.empty:
         return None
     panels = _attention_panels(t, ext)
-    fig, axes = _new(1, len(panels))
+    fig, axes = new_figure(1, len(panels))
     summ = t.external_summary
     for ax, (title, label, step) in zip(axes[0], panels, strict=True):
         same = (ext.label == label) & (ext.step.astype(float) == float(step))
         sub = ext[same]
         layers = sorted(sub.layer.unique())
+        if len(layers) > 8:  # a real LLM has dozens: eight evenly spaced keep the panel legible
+            layers = [layers[i] for i in np.linspace(0, len(layers) - 1, 8).round().astype(int)]
         for k, layer in enumerate(layers):
             mean = sub[sub.layer == layer].groupby("bond").entropy.mean()
             color = f"C{k % 10}"
@@ -238,8 +220,8 @@ def attention_figure(t: StudyTables) -> str | None:
                     label=f"random, beta={beta:.2f}, c={b.c.iloc[0]:.2f}",
                 )
         ax.set(xlabel="bond l", ylabel="S_l (nats)", title=title)
-        ax.legend(fontsize=6)
-    return _png(fig)
+        ax.legend(fontsize=6, ncol=2)
+    return png_base64(fig)
 
 
 def central_charge_figure(t: StudyTables) -> str | None:
@@ -249,7 +231,7 @@ def central_charge_figure(t: StudyTables) -> str | None:
     s = t.external_summary[t.external_summary.order == "sequential"]
     encodings = list(dict.fromkeys(s.encoding))
     has_scaling = t.scaling is not None and not t.scaling.empty
-    fig, axes = _new(1, len(encodings) + has_scaling, w=4.6)
+    fig, axes = new_figure(1, len(encodings) + has_scaling, w=4.6)
     colors = _colors(t)
     for ax, enc in zip(axes[0], encodings, strict=False):
         sub = s[s.encoding == enc]
@@ -280,7 +262,7 @@ def central_charge_figure(t: StudyTables) -> str | None:
             )
         ax.set(xlabel="ln T", ylabel="row|column S (nats)", title="scaling with T (final step)")
         ax.legend(fontsize=6)
-    return _png(fig)
+    return png_base64(fig)
 
 
 def nohair_figure(t: StudyTables) -> str | None:
@@ -290,7 +272,7 @@ def nohair_figure(t: StudyTables) -> str | None:
     p = t.nohair
     names = [f"{r.model}\nvs {r.reference}" for r in p.itertuples()]
     x = np.arange(len(p))
-    fig, axes = _new(1, 3, w=max(4.0, 0.9 * len(p) + 1.5))
+    fig, axes = new_figure(1, 3, w=max(4.0, 0.9 * len(p) + 1.5))
     ax1, ax2, ax3 = axes[0]
     ax1.bar(x - 0.2, p.internal_contrast.fillna(0), 0.4, label="internal mean |dS|")
     ax1.bar(x + 0.2, p.external_contrast, 0.4, label="external mean |dS|")
@@ -305,7 +287,7 @@ def nohair_figure(t: StudyTables) -> str | None:
     ax3.legend(fontsize=7)
     for ax in (ax1, ax2, ax3):
         ax.set_xticks(x, names, fontsize=6, rotation=30)
-    return _png(fig)
+    return png_base64(fig)
 
 
 def losses_figure(t: StudyTables) -> str | None:
@@ -314,7 +296,7 @@ def losses_figure(t: StudyTables) -> str | None:
         return None
     losses = t.run_meta(t.losses)
     datas = list(dict.fromkeys(losses.data))
-    fig, axes = _new(1, len(datas), w=5.5)
+    fig, axes = new_figure(1, len(datas), w=5.5)
     colors = _colors(t)
     for ax, data in zip(axes[0], datas, strict=True):
         for label, g in losses[losses.data == data].groupby("label", sort=False):
@@ -325,7 +307,7 @@ def losses_figure(t: StudyTables) -> str | None:
             ax.plot(held.step, held.loss, "o-", ms=4, color=c, label=label)
         ax.set(xlabel="step", ylabel="loss (nats/token)", title=f"{data}: held-out (markers)")
         ax.legend(fontsize=6)
-    return _png(fig)
+    return png_base64(fig)
 
 
 SWEEP_METRICS = (
@@ -343,7 +325,7 @@ def sweep_figure(t: StudyTables) -> str | None:
     keys = [k for k in t.study.get("sweep", {}).get("grid", {}) if k in table]
     if table.empty or not keys:
         return None
-    fig, axes = _new(len(keys), len(SWEEP_METRICS), w=4.2, h=3.2)
+    fig, axes = new_figure(len(keys), len(SWEEP_METRICS), w=4.2, h=3.2)
     for row, key in zip(axes, keys, strict=True):
         others = [k for k in keys if k != key]
         values = list(dict.fromkeys(table[key]))
@@ -372,7 +354,7 @@ def sweep_figure(t: StudyTables) -> str | None:
             ax.set(xlabel=key, ylabel=ylabel)
         if others:
             row[0].legend(fontsize=6, title=",".join(others), title_fontsize=6)
-    return _png(fig)
+    return png_base64(fig)
 
 
 # key: (title, caption, drawing function); the order is the figure numbering
@@ -401,8 +383,8 @@ FIGURES: dict[str, tuple[str, str, Callable]] = {
     "attention": (
         "Attention profiles and the Cardy fit",
         "Entanglement profile of the attention matrices (amplitude encoding, sequential order), "
-        "per layer averaged over heads and texts, for the base model and one run per method at "
-        "its final step. Dashed: the Cardy law (periodic form) with the heads' mean c and c0; "
+        "per layer averaged over heads and texts (at most eight layers, evenly spaced), for the "
+        "base model and one run per method at its final step. Dashed: the Cardy law (periodic form) with the heads' mean c and c0; "
         "black dotted: random causal attention at the model's fitted inverse temperature.",
         attention_figure,
     ),
@@ -412,6 +394,30 @@ FIGURES: dict[str, tuple[str, str, Callable]] = {
         "against the training step, per encoding; right: the row|column entropy against ln T "
         "at each run's final step (amplitude).",
         central_charge_figure,
+    ),
+    "sink": (
+        "The attention sink, layer by layer",
+        "Share of each layer's attention mass that goes to the first token of the window (mean "
+        "over heads, query positions 1..T-1 and windows; band: min to max over heads), for the "
+        "base model at the study's T and at the longest T. Dotted: the share under uniform "
+        "causal attention, i.e. with no sink.",
+        sink_figure,
+    ),
+    "layers": (
+        "Attention profile and central charge layer by layer",
+        "Base model at the longest T (amplitude, sequential): left, each layer's profile (mean "
+        "over heads and windows) as a heat map, with the Page curve's bond entropies for scale; "
+        "right, the fitted central charge c per layer (mean and range over heads) and the share "
+        "of heads where area+log wins.",
+        layers_figure,
+    ),
+    "length_scaling": (
+        "Attention entropy against sequence length",
+        "Base model: the row|column entropy (mean over layers, heads and windows, amplitude) at "
+        "T = 8 ... the longest T, against ln N (N = 2 log2 T sites), with the Cardy fit (linear "
+        "in ln N) and the volume-law fit (linear in N); grey: random causal attention at the "
+        "fitted beta, and ln T, the most any T x T matrix can hold.",
+        length_scaling_figure,
     ),
     "nohair": (
         "No-hair comparison",

@@ -58,7 +58,8 @@ def _verdict(value) -> bool | None:
 
 def _claims_table(claims: pd.DataFrame) -> str:
     head = "".join(
-        f"<th>{h}</th>" for h in ("claim", "paper", "measured", "criterion", "result", "evidence")
+        f"<th>{h}</th>"
+        for h in ("claim", "paper", "model", "measured", "criterion", "result", "evidence")
     )
     anchors = {figure_ref(key): f"#fig-{key}" for key in FIGURES}
     rows = []
@@ -68,7 +69,8 @@ def _claims_table(claims: pd.DataFrame) -> str:
         if r.evidence in anchors:
             evidence = f"<a href='{anchors[r.evidence]}'>{evidence}</a>"
         rows.append(
-            f"<tr><td><b>{_e(r.claim)}</b></td><td>{_e(r.statement)}</td><td>{_e(r.measured)}"
+            f"<tr><td><b>{_e(r.claim)}</b></td><td>{_e(r.statement)}</td><td>{_e(r.model)}</td>"
+            f"<td>{_e(r.measured)}"
             f"</td><td>{_e(r.criterion)}</td><td class='{css}'>{word}</td>"
             f"<td>{evidence}</td></tr>"
         )
@@ -136,9 +138,10 @@ def render_report(t: StudyTables, thresholds: ClaimThresholds | None = None) -> 
         "<h1>Artificial entanglement in fine-tuning: "
         + ("sweep report" if t.sweep is not None else "study report")
         + "</h1>",
-        f"<p class='meta'>study folder {_e(t.root.resolve())}; report written "
+        f"<p class='meta' id='model'>model: <b>{_e(t.model_name)}</b>"
+        + (f" ({_e(t.study['base_model'])})" if "base_model" in t.study else "")
+        + f"; study folder {_e(t.root.resolve())}; report written "
         f"{_e(time.strftime('%Y-%m-%d %H:%M:%S'))}"
-        + (f"; base model {_e(t.study['base_model'])}" if "base_model" in t.study else "")
         + ("; <b>quick study</b> (smallest settings)" if t.study.get("quick") else "")
         + "</p>",
         f"<p class='summary' id='summary'><b>{n_yes} of {len(claims)} claims reproduced</b>"
@@ -180,7 +183,8 @@ def render_report(t: StudyTables, thresholds: ClaimThresholds | None = None) -> 
         if key in t.study:
             parts.append(_pre(title, t.study[key], open_=key in ("config", "sweep")))
     for key in sorted(
-        set(t.study) - {"config", "sweep", "versions", "timings", "runs", "quick", "base_model"}
+        set(t.study)
+        - {"config", "sweep", "versions", "timings", "runs", "quick", "base_model", "model_name"}
     ):
         parts.append(_pre(f"study.json: {key}", t.study[key]))
     if "runs" in t.study:

