@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -231,8 +232,6 @@ def test_config_validation():
 
 
 def test_plot_writes_a_png_for_one_run_and_for_several(tables, tmp_path):
-    import pandas as pd
-
     path = plot_external(tables, tmp_path / "sub" / "external.png")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
@@ -242,3 +241,37 @@ def test_plot_writes_a_png_for_one_run_and_for_several(tables, tmp_path):
     merged = {k: pd.concat([tables[k], other[k]], ignore_index=True) for k in tables}
     data = plot_external(merged, tmp_path / "several.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_small_memory_bounds_give_the_same_tables(
+    model, tokenizer, texts, cfg, tables, monkeypatch
+):
+    """One window per forward pass and one 16 x 16 matrix's worth of elements per profile call:
+    the same numbers."""
+    import dataclasses
+
+    from artent.analysis.external import measure
+
+    batches, chunks = [], []
+    original_profiles = measure.batched_matrix_profiles
+
+    def spy_profiles(x, **kwargs):
+        chunks.append(x.numel())
+        return original_profiles(x, **kwargs)
+
+    from artent.models import attention as attention_module
+
+    original_read = attention_module.read_attention
+
+    def spy_read(model_, ids, on_layer, **kwargs):
+        batches.append(ids.shape[0])
+        return original_read(model_, ids, on_layer, **kwargs)
+
+    monkeypatch.setattr(measure, "batched_matrix_profiles", spy_profiles)
+    monkeypatch.setattr(attention_module, "read_attention", spy_read)
+    monkeypatch.setattr(measure, "PROFILE_CHUNK_ELEMENTS", SEQ * SEQ)
+    small = dataclasses.replace(cfg, max_map_elements=4 * SEQ * SEQ)  # 4 heads: 1 window a pass
+    got = run_external(model, tokenizer, texts, small, step=10, label="base")
+    assert max(batches) == 1 and max(chunks) == SEQ * SEQ
+    for name in ("external", "external_summary", "scaling"):
+        pd.testing.assert_frame_equal(got[name], tables[name], check_exact=False, atol=1e-12)

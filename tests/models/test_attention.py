@@ -165,3 +165,45 @@ def test_maps_are_read_in_eval_mode_and_the_training_flag_is_restored(ids):
     torch.testing.assert_close(A.sum(-1), torch.ones(1, 2, N_HEADS, 12), atol=1e-5, rtol=0)
     torch.testing.assert_close(attention_outputs(m, ids, return_attention=True)["attention"], A)
     assert m.training
+
+
+@pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "opt", "bert"])
+def test_per_head_context_is_a_v_on_other_architectures(family):
+    """The context read at the output projection's input is A V, with V split by hand from the
+    layer's own projection (GPT-2's fused c_attn, NeoX's per-head query_key_value)."""
+    from tiny_families import make_family_model
+
+    model = make_family_model(family)
+    ids = torch.randint(4, 100, (2, 12), generator=torch.Generator().manual_seed(3))
+    attention = {
+        "gpt2": "transformer.h.1.attn",
+        "gpt_neox": "gpt_neox.layers.1.attention",
+        "opt": "model.decoder.layers.1.self_attn",
+        "bert": "encoder.layer.1.attention.self",
+    }[family]
+    inputs: list = []
+    handle = model.get_submodule(attention).register_forward_pre_hook(
+        lambda _m, args, kwargs: inputs.append(args[0] if args else kwargs["hidden_states"]),
+        with_kwargs=True,
+    )
+    try:
+        out = attention_outputs(model, ids, return_attention=True)
+    finally:
+        handle.remove()
+    x = inputs[0].double()  # layer 1's attention input, [batch, T, hidden]
+    heads, width = 4, 32
+    head_dim = width // heads
+    module = model.get_submodule(attention)
+    if family == "gpt2":  # Conv1D: x @ W + b, columns [q | k | v]
+        qkv = x @ module.c_attn.weight.double() + module.c_attn.bias.double()
+        v = qkv[..., 2 * width :].reshape(2, 12, heads, head_dim)
+    elif family == "gpt_neox":  # rows interleaved per head: [heads, (q | k | v), head_dim]
+        qkv = x @ module.query_key_value.weight.double().T + module.query_key_value.bias.double()
+        v = qkv.reshape(2, 12, heads, 3 * head_dim)[..., 2 * head_dim :]
+    else:
+        proj = module.v_proj if family == "opt" else module.value
+        v = (x @ proj.weight.double().T + proj.bias.double()).reshape(2, 12, heads, head_dim)
+    A = out["attention"][1].double()  # [batch, heads, T, T]
+    want = torch.einsum("bhij,bjhd->bihd", A, v)
+    assert out["context"].shape == (2, 2, 12, heads, head_dim)
+    torch.testing.assert_close(out["context"][1].double(), want, atol=2e-5, rtol=0)
