@@ -49,7 +49,7 @@ class ExternalConfig:
     seed: int = 0
     scaling_lengths: tuple[int, ...] | None = None
     batch_size: int = 8
-    max_map_elements: int = 2**28
+    max_map_elements: int = 2**27
 
     def __post_init__(self) -> None:
         self.seq_len = positive_int(self.seq_len, "--seq-len")

@@ -45,11 +45,11 @@ def profiles(x, order: str | None):
 
 
 def _score_std_sums(attn):
-    """Per head: the sum over query rows of ``var_j ln A[i, j]`` (``ddof=1``), and the row count.
+    """Per matrix: the sum over query rows of ``var_j ln A[i, j]`` (``ddof=1``), and the row count.
 
-    ``attn`` is ``[batch, heads, T, T]``; returns two ``[heads]`` arrays summed over the batch and
-    the rows. Only positive weights count: a causal map's masked keys (exactly zero) and weights
-    that underflowed to zero are left out, as are rows with fewer than two such keys.
+    ``attn`` is ``[..., T, T]``; returns two numpy arrays of shape ``attn.shape[:-2]``. Only
+    positive weights count: a causal map's masked keys (exactly zero) and weights that
+    underflowed to zero are left out, as are rows with fewer than two such keys.
     """
     import torch
 
@@ -61,7 +61,7 @@ def _score_std_sums(attn):
     sq = torch.where(keep, (logs - mean[..., None]) ** 2, 0.0).sum(-1)
     valid = count >= 2
     var = torch.where(valid, sq / (count - 1).clamp_min(1.0), 0.0)
-    return var.sum(dim=(0, 2)).cpu().numpy(), valid.sum(dim=(0, 2)).cpu().numpy()
+    return var.sum(dim=-1).cpu().numpy(), valid.sum(dim=-1).cpu().numpy()
 
 
 class _Measurements:
@@ -97,14 +97,16 @@ class _Measurements:
     def full_length(self, layer: int, weights) -> None:
         """Everything at ``T = seq_len``: the profiles in each encoding and order, and more."""
         b, h, t, _ = weights.shape
-        self.causal = self.causal and not bool(weights.triu(1).any())
-        s, n = _score_std_sums(weights)
-        self.var_sum[layer] = self.var_sum[layer] + s
-        self.row_count[layer] = self.row_count[layer] + n
         want_cut = t in self.cfg.scaling_lengths
         seq_cut = len(prime_factors(t))  # the row|column bond of the sequential chain
-        parts: dict[Any, list[np.ndarray]] = {k: [] for k in (*self.combos, *self.cfg.encodings)}
-        for block in self._chunks(weights):
+        parts: dict[Any, list[np.ndarray]] = {
+            k: [] for k in (*self.combos, *self.cfg.encodings, "var", "rows")
+        }
+        for block in self._chunks(weights):  # every temporary below is at most a chunk
+            self.causal = self.causal and not bool(block.triu(1).any())
+            var, rows = _score_std_sums(block)
+            parts["var"].append(var)
+            parts["rows"].append(rows)
             for encoding in self.cfg.encodings:
                 x = encode(block, encoding)
                 for order in self.cfg.orders:
@@ -114,6 +116,8 @@ class _Measurements:
                         parts[encoding].append(prof[:, seq_cut - 1])
                 if want_cut and "sequential" not in self.cfg.orders:
                     parts[encoding].append(profiles(x, None)[:, 0])
+        for key, total in (("var", self.var_sum), ("rows", self.row_count)):
+            total[layer] = total[layer] + np.concatenate(parts[key]).reshape(b, h).sum(axis=0)
         for combo in self.combos:
             self.profiles[combo][layer].append(np.concatenate(parts[combo]).reshape(b, h, -1))
         if want_cut:
