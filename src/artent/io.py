@@ -77,10 +77,16 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Write a matplotlib figure as a PNG, atomically, and close it."""
+def save_figure(fig, path: str | os.PathLike | None):
+    """Write a matplotlib figure as a PNG, atomically, and close it; return the path.
+
+    With ``path=None`` the figure is returned open and unsaved (a notebook shows it), so that
+    every ``plot_*`` function serves both the commands and the Python API.
+    """
     import matplotlib.pyplot as plt
 
+    if path is None:
+        return fig
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)

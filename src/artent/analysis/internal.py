@@ -26,6 +26,9 @@ from artent.entanglement import (
     valley,
 )
 
+#: Columns of ``internal.parquet``, one row per (label, step, layer, module, bond).
+PROFILE_COLUMNS = ["label", "step", "layer", "module", "bond", "entropy", "rmt"]
+
 
 @dataclass
 class InternalConfig:
@@ -180,8 +183,7 @@ def run_internal(sources: Iterable[Source], cfg: InternalConfig, *, progress: bo
             bar.update(task, total=bar.tasks[task].completed)
     if not summ_rows:
         raise ValueError("no module matched: check --modules and --layers")
-    cols = ["label", "step", "layer", "module", "bond", "entropy", "rmt"]
-    return pd.DataFrame(prof_rows, columns=cols), pd.DataFrame(summ_rows)
+    return pd.DataFrame(prof_rows, columns=PROFILE_COLUMNS), pd.DataFrame(summ_rows)
 
 
 def plot_internal(profiles, summary, path: str | Path) -> Path | None:
@@ -213,3 +215,54 @@ def plot_internal(profiles, summary, path: str | Path) -> Path | None:
         ax.legend(fontsize=7)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def profile_deltas(deltas: Iterable, cfg: InternalConfig, *, label: str, step: int | None):
+    """Profile updates already in hand (e.g. a training model's, in memory) as the two tables.
+
+    Returns:
+        ``(profiles, summary)`` DataFrames with the columns of :func:`run_internal`'s.
+    """
+    import pandas as pd
+
+    prof_rows, summ_rows = [], []
+    tag = dict(label=label, step=step)
+    for delta in deltas:
+        rows, summary = analyse_delta(delta, cfg)
+        prof_rows += [{**tag, **r} for r in rows]
+        summ_rows.append({**tag, **summary})
+    return pd.DataFrame(prof_rows, columns=PROFILE_COLUMNS), pd.DataFrame(summ_rows)
+
+
+def valley_table(summary, by: Iterable[str] = ("label", "step", "module")):
+    """The valley metrics averaged per group of updates: what the CLI prints, the callback logs.
+
+    Args:
+        summary: an ``internal_summary`` table.
+        by: the grouping columns (a missing ``step`` is a group of its own).
+
+    Returns:
+        One row per group, in order of appearance: ``by`` columns, ``updates`` (profiled),
+        ``zero`` (zero updates, left out of the means), ``center_entropy`` (mean ``S_cut``),
+        ``ln_rank`` (mean ``ln r``), ``within_bound`` (fraction of updates with
+        ``S_cut <= ln r``), ``valley_depth``, ``valley_ratio`` (mean ``S_cut / Page``); nats.
+    """
+    import pandas as pd
+
+    by = list(by)
+    metrics = ["center_entropy", "ln_rank", "valley_depth", "valley_ratio"]
+    rows = []
+    for key, g in summary.groupby(by, sort=False, dropna=False):
+        ok = g[g.status == "ok"]
+        bound = ok.within_bound.dropna()
+        rows.append(
+            {
+                **dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
+                "updates": len(ok),
+                "zero": int((g.status == "zero update").sum()),
+                **{m: float(ok[m].mean()) if len(ok) else np.nan for m in metrics},
+                "within_bound": float(bound.astype(bool).mean()) if len(bound) else np.nan,
+            }
+        )
+    cols = [*by, "updates", "zero", "center_entropy", "ln_rank", "within_bound"]
+    return pd.DataFrame(rows, columns=[*cols, "valley_depth", "valley_ratio"])

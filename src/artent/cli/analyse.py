@@ -11,19 +11,6 @@ from rich.table import Table
 from artent.cli.app import Opt, UserError, app, console, err_console
 
 
-def _layers(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        out: list[int] = []
-        for part in text.split(","):
-            lo, _, hi = part.partition("-")
-            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-        return out
-    except ValueError:
-        raise UserError(f"--layers must look like 0,1,5-7, got {text!r}") from None
-
-
 @app.command()
 def internal(
     out: Annotated[Path, Opt(help="output folder")],
@@ -43,43 +30,26 @@ def internal(
     allow_pickle: Annotated[bool, Opt("--allow-pickle", help="read pickle checkpoints")] = False,
 ) -> None:
     """Entanglement profiles of weight updates: tuned - base, PEFT adapters, or training runs."""
-    from artent.analysis.internal import (
-        InternalConfig,
-        Source,
-        plot_internal,
-        run_internal,
-        sources_from_run,
-    )
-    from artent.io import write_parquet, write_run_record
+    from artent import api
+    from artent.analysis.internal import valley_table
 
     try:
-        cfg = InternalConfig(
+        summary = api.internal(
+            base=base,
+            tuned=tuned,
+            adapter=adapter,
+            run=run,
             modules=modules,
-            layers=_layers(layers),
-            k=k,
+            layers=layers,
             order=order,
+            k=k,
             device=device,
             allow_pickle=allow_pickle,
-        )
-        sources: list[Source] = []
-        if tuned:
-            if not base:
-                raise UserError("--tuned needs --base (the checkpoint it was tuned from)")
-            sources.append(Source(Path(tuned).name, None, "pair", tuned, base))
-        for a in adapter or []:
-            sources.append(Source(Path(a).name, None, "adapter", a, base))
-        for r in run or []:
-            sources += sources_from_run(r)
-        if not sources:
-            raise UserError("nothing to analyse: pass --base/--tuned, --adapter or --run")
-        profiles, summary = run_internal(sources, cfg)
+            out=out,
+            progress=True,
+        ).summary
     except ValueError as e:
         raise UserError(str(e)) from None
-    out.mkdir(parents=True, exist_ok=True)
-    write_parquet(out / "internal.parquet", profiles)
-    write_parquet(out / "internal_summary.parquet", summary)
-    plot_internal(profiles, summary, out / "internal.png")
-    write_run_record(out, "internal", dict(cfg.__dict__, sources=[s.__dict__ for s in sources]))
     zero = summary[summary.status == "zero update"]
     table = Table(
         "source",
@@ -93,16 +63,16 @@ def internal(
         title="internal entanglement (nats)",
     )
     ok = summary[summary.status == "ok"]
-    for (label, step), g in ok.groupby(["label", ok.step.fillna(-1)], sort=False):
+    for r in valley_table(ok.assign(step=ok.step.fillna(-1)), by=("label", "step")).itertuples():
         table.add_row(
-            label,
-            "-" if step < 0 else str(int(step)),
-            str(len(g)),
-            f"{g.center_entropy.mean():.3f}",
-            f"{g.ln_rank.mean():.3f}",
-            str(bool(g.within_bound.all())),
-            f"{g.valley_depth.mean():.3f}",
-            f"{g.valley_ratio.mean():.3f}",
+            r.label,
+            "-" if r.step < 0 else str(int(r.step)),
+            str(r.updates),
+            f"{r.center_entropy:.3f}",
+            f"{r.ln_rank:.3f}",
+            str(r.within_bound == 1),
+            f"{r.valley_depth:.3f}",
+            f"{r.valley_ratio:.3f}",
         )
     console.print(table)
     if len(zero):
@@ -110,18 +80,8 @@ def internal(
     console.print(f"results in {out}/ (internal.parquet, internal_summary.parquet, internal.png)")
 
 
-def _corpus(path: Path):
-    """The corpus behind --texts (file names checked now, contents read by the analysis)."""
-    from artent.data.corpus import read_corpus
-
-    try:
-        return read_corpus(path)
-    except ValueError as e:
-        raise UserError(f"--{e}") from None
-
-
 def _note_once():
-    """A printer of corpus notes that says each one once (several models read one corpus)."""
+    """A printer of one-line notes (fewer windows than asked...) that says each once."""
     said: set[str] = set()
 
     def note(message: str) -> None:
@@ -132,12 +92,13 @@ def _note_once():
     return note
 
 
+TEXTS_HELP = "corpus: .txt (paragraphs), .jsonl / .parquet ('text'), or a folder of them"
+
+
 @app.command()
 def external(
     out: Annotated[Path, Opt(help="output folder")],
-    texts: Annotated[
-        Path, Opt(help="corpus: .txt (paragraphs), .jsonl / .parquet ('text'), or a folder")
-    ],
+    texts: Annotated[Path, Opt(help=TEXTS_HELP)],
     model: Annotated[str | None, Opt(help="'tiny', a model folder or a hub name")] = None,
     adapter: Annotated[str | None, Opt(help="a PEFT adapter folder on --model")] = None,
     run: Annotated[list[str] | None, Opt(help="artent run folder(s): every checkpoint")] = None,
@@ -146,60 +107,29 @@ def external(
     encodings: Annotated[str, Opt(help="amplitude,born")] = "amplitude,born",
     orders: Annotated[str, Opt(help="sequential,interleaved")] = "sequential,interleaved",
     device: Annotated[
-        str, Opt(help="torch device of the model and eigen-solves (auto: GPU if present)")
+        str, Opt(help="torch device of the model and eigen-solves (auto: the GPU if present)")
     ] = "auto",
 ) -> None:
     """Entanglement profiles of attention matrices, their Cardy fits and the random baseline."""
-    import pandas as pd
+    from artent import api
 
-    from artent.analysis.external import ExternalConfig, plot_external, run_external
-    from artent.analysis.runs import run_checkpoints
-    from artent.io import write_parquet, write_run_record
-    from artent.models.loading import load_for_forward
-
-    corpus = _corpus(texts)
-    note = _note_once()
     try:
-        cfg = ExternalConfig(
+        merged = api.external(
+            texts,
+            model=model,
+            adapter=adapter,
+            run=run,
             seq_len=seq_len,
             n_texts=n_texts,
-            encodings=tuple(encodings.split(",")),
-            orders=tuple(orders.split(",")),
-        )
-        jobs: list[tuple[str, int | None, dict]] = []
-        if model:
-            jobs.append(
-                (
-                    Path(adapter).name if adapter else Path(model).name,
-                    None,
-                    dict(base=model, adapter=adapter),
-                )
-            )
-        for r in run or []:
-            for c in run_checkpoints(r):
-                kind = "full" if c.is_full else "adapter"
-                jobs.append((c.label, c.step, dict(base=c.base, **{kind: c.path})))
-        if not jobs:
-            raise UserError("nothing to analyse: pass --model (and --adapter) or --run")
-        tables: dict[str, list] = {}
-        for label, step, spec in jobs:
-            m, tok = load_for_forward(**spec, device=device)
-            with console.status(
-                f"attention of {label}" + (f" step {step}" if step is not None else "")
-            ):
-                result = run_external(m, tok, corpus, cfg, step=step, label=label, notify=note)
-                for name, frame in result.items():
-                    tables.setdefault(name, []).append(frame)
-        merged = {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
+            encodings=encodings,
+            orders=orders,
+            device=device,
+            out=out,
+            progress=True,
+            notify=_note_once(),
+        ).tables()
     except ValueError as e:
         raise UserError(str(e)) from None
-    out.mkdir(parents=True, exist_ok=True)
-    for name, frame in merged.items():
-        write_parquet(out / f"{name}.parquet", frame)
-    plot_external(merged, out / "external.png")
-    write_run_record(
-        out, "external", dict(cfg.__dict__, texts=str(texts), jobs=[j[:2] for j in jobs])
-    )
     s = merged["external_summary"]
     table = Table(
         "label",
@@ -230,9 +160,7 @@ def external(
 @app.command()
 def nohair(
     models: Annotated[list[str], typer.Argument(help="run folders, adapter or model folders")],
-    texts: Annotated[
-        Path, Opt(help="corpus: .txt (paragraphs), .jsonl / .parquet ('text'), or a folder")
-    ],
+    texts: Annotated[Path, Opt(help=TEXTS_HELP)],
     out: Annotated[Path, Opt(help="output folder")],
     base: Annotated[str | None, Opt(help="base model, for adapter or model folders")] = None,
     seq_len: Annotated[int, Opt(help="tokens per window (T)")] = 64,
@@ -241,27 +169,22 @@ def nohair(
     device: Annotated[str | None, Opt(help="torch device for the profiles")] = None,
 ) -> None:
     """Pairwise no-hair comparison: internal vs external contrasts, attention-output distances."""
-    from artent.analysis.nohair import NoHairConfig, plot_nohair, resolve_specs, run_nohair
-    from artent.io import write_parquet, write_run_record
+    from artent import api
 
-    corpus = _corpus(texts)
     try:
-        cfg = NoHairConfig(
+        pairs = api.nohair(
+            models,
+            texts,
+            base=base,
             seq_len=seq_len,
             n_texts=n_texts,
+            modules=modules,
             device=device,
-            modules=[m for m in modules.split(",") if m],
-        )
-        specs = resolve_specs(models, base)
-        result = run_nohair(specs, corpus, cfg, notify=_note_once())
+            out=out,
+            notify=_note_once(),
+        ).pairs
     except ValueError as e:
         raise UserError(str(e)) from None
-    out.mkdir(parents=True, exist_ok=True)
-    write_parquet(out / "nohair.parquet", result["pairs"])
-    write_parquet(out / "nohair_internal.parquet", result["internal"])
-    write_parquet(out / "nohair_external.parquet", result["external"])
-    plot_nohair(result["pairs"], out / "nohair.png")
-    write_run_record(out, "nohair", dict(cfg.__dict__, models=[s.__dict__ for s in specs]))
     table = Table(
         "model",
         "vs",
@@ -273,7 +196,7 @@ def nohair(
         "attention JS",
         title="no-hair comparison (nats)",
     )
-    for r in result["pairs"].itertuples():
+    for r in pairs.itertuples():
         table.add_row(
             r.model,
             r.reference,

@@ -95,14 +95,23 @@ def demo(
 @app.command()
 def report(
     study: Annotated[
-        Path, typer.Argument(help="a study folder (artent demo) or a sweep folder (artent sweep)")
+        Path,
+        typer.Argument(
+            help="a study (artent demo), sweep (artent sweep) or internal-tables folder (artent "
+            "internal, or a Trainer output folder with the entanglement callback's tables)"
+        ),
     ],
 ) -> None:
-    """(Re)write the report.html of a study or sweep folder from its tables."""
+    """(Re)write the report.html of a study, sweep or internal-tables folder from its tables."""
     from artent.report import build_report
+    from artent.report.tables import internal_folder
 
-    if not (study / "study.json").is_file() and not (study / "sweep.parquet").is_file():
-        raise UserError(f"{study}: neither a study folder (no study.json) nor a sweep folder")
+    is_study = (study / "study.json").is_file() or (study / "sweep.parquet").is_file()
+    if not is_study and internal_folder(study) is None:
+        raise UserError(
+            f"{study}: not a study folder (no study.json), a sweep folder (no sweep.parquet) "
+            f"or a folder of internal tables (no internal_summary.parquet, here or in artent/)"
+        )
     try:
         console.print(f"report: {build_report(study).resolve()}")
     except ValueError as e:

@@ -384,8 +384,9 @@ FIGURES: dict[str, tuple[str, str, Callable]] = {
         "Attention profiles and the Cardy fit",
         "Entanglement profile of the attention matrices (amplitude encoding, sequential order), "
         "per layer averaged over heads and texts (at most eight layers, evenly spaced), for the "
-        "base model and one run per method at its final step. Dashed: the Cardy law (periodic form) with the heads' mean c and c0; "
-        "black dotted: random causal attention at the model's fitted inverse temperature.",
+        "base model and one run per method at its final step. Dashed: the Cardy law (periodic "
+        "form) with the heads' mean c and c0; black dotted: random causal attention at the "
+        "model's fitted inverse temperature.",
         attention_figure,
     ),
     "central_charge": (

@@ -20,6 +20,7 @@ __all__ = [
     "TABLES",
     "StudyTables",
     "final_rows",
+    "internal_folder",
     "length_scaling_fit",
     "load_study",
     "spearman",
@@ -200,15 +201,56 @@ def _sweep_tables(root: Path) -> tuple[dict, dict[str, pd.DataFrame | None]]:
     return study, tables
 
 
+def internal_folder(root: Path) -> Path | None:
+    """The folder of internal tables that ``root`` is or holds, outside studies and sweeps.
+
+    That is ``root`` itself when it holds ``internal_summary.parquet`` (``artent internal
+    --out``, or the training callback's folder), or ``root/artent`` (the callback's folder under a
+    Trainer's ``output_dir``); ``None`` for study and sweep folders and anything else.
+    """
+    if (root / "study.json").is_file() or (root / "sweep.parquet").is_file():
+        return None
+    for folder in (root, root / "artent"):
+        if (folder / "internal_summary.parquet").is_file():
+            return folder
+    return None
+
+
+def _internal_tables(root: Path) -> tuple[dict, dict[str, pd.DataFrame | None]]:
+    """A folder of internal tables seen as a study of its labels (runs), with no other table.
+
+    ``run.json`` of the training callback names the run and its method, rank and learning
+    rate; its ``losses.parquet`` holds the Trainer's logged losses.
+    """
+    tables: dict[str, pd.DataFrame | None] = {name: None for name in TABLES}
+    tables["sweep"] = None
+    for name in ("internal", "internal_summary"):
+        rel, cols = TABLES[name]
+        path = root / Path(rel).name
+        tables[name] = _read_parquet(path, cols) if path.is_file() else None
+    record = _read_json(root / "run.json") if (root / "run.json").is_file() else {}
+    study: dict[str, Any] = {"versions": record.get("versions", {})}
+    if record.get("command") == "callback":
+        study["runs"] = [record.get("config", {})]
+        study["callback"] = record.get("config", {})
+    return study, tables
+
+
 def load_study(study_dir: str | Path) -> StudyTables:
     """Read a study folder's tables (any may be missing) and its run metadata.
 
-    A sweep folder (one with ``sweep.parquet``) is read as a study whose runs are its points.
+    A sweep folder (one with ``sweep.parquet``) is read as a study whose runs are its points; a
+    folder of internal tables (see :func:`internal_folder`) as a study of its labels.
     """
     root = Path(study_dir)
     if not root.is_dir():
         raise ValueError(f"study folder {root}: no such folder")
-    if (root / "sweep.parquet").is_file():
+    single = internal_folder(root)
+    if single is not None:
+        root = single
+        study, tables = _internal_tables(root)
+        runs_dir = root / "runs"  # none: the run's losses sit beside the tables
+    elif (root / "sweep.parquet").is_file():
         study, tables = _sweep_tables(root)
         runs_dir = root / POINTS
     else:
@@ -224,6 +266,8 @@ def load_study(study_dir: str | Path) -> StudyTables:
     run_dirs = sorted(p for p in runs_dir.glob("*") if p.is_dir())
     names += [p.name for p in run_dirs if p.name not in names]
     records, losses = {}, []
+    if single is not None and (root / "losses.parquet").is_file() and names:
+        losses.append(_read_parquet(root / "losses.parquet", LOSS_COLUMNS).assign(label=names[0]))
     for name in names:
         folder = runs_dir / name
         if (folder / "run.json").is_file():

@@ -31,7 +31,7 @@ def _local_layers(ext) -> set:
     return set(ext.loc[ext.local.fillna(False).astype(bool), "layer"].unique())
 
 
-def plot_external(tables: dict, path_png: str | Path, *, boundary: str = "periodic") -> Path:
+def plot_external(tables: dict, path_png: str | Path | None, *, boundary: str = "periodic"):
     """Attention profiles over the random baseline, and the cut entropy against ln T.
 
     One panel per (encoding, order) and a last panel for the length scaling. With one run
@@ -49,7 +49,7 @@ def plot_external(tables: dict, path_png: str | Path, *, boundary: str = "period
 
     Args:
         tables: the result of :func:`run_external`, or several concatenated.
-        path_png: output path.
+        path_png: output path; ``None`` returns the matplotlib figure unsaved.
         boundary: Cardy form of the drawn fit (use the run's ``cfg.boundary``).
     """
     from artent.io import pyplot, save_figure

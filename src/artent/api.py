@@ -1,0 +1,378 @@
+"""artent as a library: the three analyses as functions that return pandas DataFrames.
+
+The commands ``artent internal``, ``artent external`` and ``artent nohair`` are thin layers over
+:func:`internal`, :func:`external` and :func:`nohair`, which take the same inputs, return the
+tables the commands write (as named tuples of DataFrames, one field per table) and write nothing
+unless ``out=`` names a folder, where they write exactly what the command writes::
+
+    import artent
+
+    res = artent.internal(adapter="runs/lora/checkpoints/step-200")
+    res.profiles                  # internal.parquet: one row per (layer, module, bond)
+    res.valleys()                 # per module: mean S_cut, ln r, within the bound, valley depth
+    res.plot()                    # the profiles over their random-matrix baselines
+
+Errors are ``ValueError`` with one line naming the file, tensor or option at fault.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["External", "Internal", "NoHair", "external", "internal", "nohair", "read_texts"]
+
+PathLike = str | Path
+
+
+class Internal(NamedTuple):
+    """What :func:`internal` returns (``artent internal`` writes these two tables).
+
+    Attributes:
+        profiles: ``internal.parquet``: ``label, step, layer, module, bond, entropy, rmt``.
+        summary: ``internal_summary.parquet``: one row per update, with its valley metrics.
+    """
+
+    profiles: pd.DataFrame
+    summary: pd.DataFrame
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The tables by file name (without ``.parquet``)."""
+        return {"internal": self.profiles, "internal_summary": self.summary}
+
+    def valleys(self, by: Iterable[str] = ("label", "step", "module")) -> pd.DataFrame:
+        """Valley metrics averaged per group (see :func:`artent.analysis.internal.valley_table`)."""
+        from artent.analysis.internal import valley_table
+
+        return valley_table(self.summary, by)
+
+    def plot(self, path: PathLike | None = None):
+        """Mean profile per module over its baseline: a matplotlib figure, or a PNG at ``path``."""
+        from artent.analysis.internal import plot_internal
+
+        return plot_internal(self.profiles, self.summary, path)
+
+
+class External(NamedTuple):
+    """What :func:`external` returns (``artent external`` writes these four tables)."""
+
+    external: pd.DataFrame
+    external_summary: pd.DataFrame
+    scaling: pd.DataFrame
+    baseline: pd.DataFrame
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The tables by file name (without ``.parquet``)."""
+        return dict(self._asdict())
+
+    def plot(self, path: PathLike | None = None):
+        """Attention profiles over the random baseline and the length scaling (figure or PNG)."""
+        from artent.analysis.external import plot_external
+
+        return plot_external(self.tables(), path)
+
+
+class NoHair(NamedTuple):
+    """What :func:`nohair` returns (``artent nohair`` writes these three tables)."""
+
+    pairs: pd.DataFrame
+    internal: pd.DataFrame
+    external: pd.DataFrame
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The tables by file name (without ``.parquet``)."""
+        return {
+            "nohair": self.pairs,
+            "nohair_internal": self.internal,
+            "nohair_external": self.external,
+        }
+
+    def plot(self, path: PathLike | None = None):
+        """Internal against external contrast per pair, and the no-hair ratio (figure or PNG)."""
+        from artent.analysis.nohair import plot_nohair
+
+        return plot_nohair(self.pairs, path)
+
+
+# ----- inputs -------------------------------------------------------------------------------------
+
+
+def _names(value: str | Iterable[str], option: str) -> list[str]:
+    """``"q_proj,v_proj"`` or ``["q_proj", "v_proj"]`` as a list of names."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = [str(m).strip() for m in items if str(m).strip()]
+    if not names:
+        raise ValueError(f"{option} is empty: name at least one")
+    return names
+
+
+def parse_layers(layers: str | int | Iterable[int] | None) -> list[int] | None:
+    """``"0,1,5-7"``, an index or a list of indices, as a list (``None``: every layer)."""
+    if layers is None or layers == "":
+        return None
+    if isinstance(layers, int) and not isinstance(layers, bool):
+        return [layers]
+    if not isinstance(layers, str):
+        return list(layers)
+    try:
+        out: list[int] = []
+        for part in layers.split(","):
+            lo, _, hi = part.partition("-")
+            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+        return out
+    except ValueError:
+        raise ValueError(f"--layers must look like 0,1,5-7, got {layers!r}") from None
+
+
+def _listed(value: PathLike | Iterable[PathLike] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (str, Path)):
+        return [str(value)]
+    return [str(v) for v in value]
+
+
+def read_texts(texts: PathLike | Sequence[str]):
+    """The corpus of the attention analyses: a list of documents as given, or files.
+
+    A path is a ``.txt`` file (its paragraphs), a ``.jsonl`` file (``text`` field per line), a
+    ``.parquet`` file (``text`` column) or a folder of them; the analyses cut the documents'
+    token stream into windows (:mod:`artent.data.corpus`). Only the names are checked here.
+
+    Returns:
+        A :class:`~artent.data.corpus.Corpus`.
+
+    Raises:
+        ValueError: an empty list, a missing path, a file of another kind.
+    """
+    from artent.data.corpus import Corpus, read_corpus
+
+    if not isinstance(texts, (str, Path)):
+        return Corpus.from_texts([str(t) for t in texts])
+    try:
+        return read_corpus(texts)
+    except ValueError as e:
+        raise ValueError(f"--{e}") from None
+
+
+def _write(out: PathLike, tables: dict[str, pd.DataFrame]) -> Path:
+    from artent.io import write_parquet
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        write_parquet(out / f"{name}.parquet", frame)
+    return out
+
+
+# ----- the analyses -------------------------------------------------------------------------------
+
+
+def internal(
+    *,
+    adapter: PathLike | Iterable[PathLike] | None = None,
+    base: PathLike | None = None,
+    tuned: PathLike | None = None,
+    run: PathLike | Iterable[PathLike] | None = None,
+    modules: str | Iterable[str] = ("q_proj", "v_proj"),
+    layers: str | int | Iterable[int] | None = None,
+    order: str = "sequential",
+    k: int = 2,
+    device: str | None = None,
+    allow_pickle: bool = False,
+    out: PathLike | None = None,
+    progress: bool = False,
+) -> Internal:
+    """Entanglement profiles of weight updates: tuned - base, peft adapters, or training runs.
+
+    Args:
+        adapter: peft adapter folder(s); ``base`` is optional (DoRA and VeRA need it).
+        base: the base checkpoint (with ``tuned``, or for adapters).
+        tuned: a fine-tuned checkpoint, compared with ``base``.
+        run: artent training run folder(s): every checkpoint along training.
+        modules: module names (``"q_proj,v_proj"`` or a list).
+        layers: layer indices (``"0,1,5-7"`` or a list); ``None`` for all.
+        order: site order, ``sequential`` or ``interleaved``.
+        k: valley half-width in bonds.
+        device: torch device of the profiles (``None``: numpy on the CPU).
+        allow_pickle: read pickle checkpoints.
+        out: a folder to write ``internal.parquet``, ``internal_summary.parquet``,
+            ``internal.png`` and ``run.json`` into, as ``artent internal --out`` does.
+        progress: show a progress bar.
+    """
+    from artent.analysis.internal import InternalConfig, Source, run_internal, sources_from_run
+
+    cfg = InternalConfig(
+        modules=_names(modules, "--modules"),
+        layers=parse_layers(layers),
+        k=k,
+        order=order,
+        device=device,
+        allow_pickle=allow_pickle,
+    )
+    sources: list[Source] = []
+    if tuned:
+        if not base:
+            raise ValueError("--tuned needs --base (the checkpoint it was tuned from)")
+        sources.append(Source(Path(tuned).name, None, "pair", str(tuned), str(base)))
+    for a in _listed(adapter):
+        sources.append(
+            Source(Path(a).name, None, "adapter", a, None if base is None else str(base))
+        )
+    for r in _listed(run):
+        sources += sources_from_run(r)
+    if not sources:
+        raise ValueError("nothing to analyse: pass --base/--tuned, --adapter or --run")
+    result = Internal(*run_internal(sources, cfg, progress=progress))
+    if out is not None:
+        from artent.io import write_run_record
+
+        folder = _write(out, result.tables())
+        result.plot(folder / "internal.png")
+        write_run_record(
+            folder, "internal", dict(cfg.__dict__, sources=[s.__dict__ for s in sources])
+        )
+    return result
+
+
+def external(
+    texts: PathLike | Sequence[str],
+    *,
+    model: str | None = None,
+    adapter: PathLike | None = None,
+    run: PathLike | Iterable[PathLike] | None = None,
+    seq_len: int = 64,
+    n_texts: int = 8,
+    encodings: str | Iterable[str] = ("amplitude", "born"),
+    orders: str | Iterable[str] = ("sequential", "interleaved"),
+    device: str | None = "auto",
+    out: PathLike | None = None,
+    progress: bool = False,
+    notify: Callable[[str], None] | None = None,
+) -> External:
+    """Entanglement profiles of attention matrices, their Cardy fits and the random baseline.
+
+    Args:
+        texts: the corpus: a list of documents, or a ``.txt`` / ``.jsonl`` / ``.parquet`` file
+            or a folder of them (:func:`read_texts`).
+        model: ``"tiny"``, ``"smollm2"``, a model folder or a hub name: any model whose
+            attention transformers returns under eager attention (decoders and encoders).
+        adapter: a peft adapter folder on ``model``.
+        run: artent training run folder(s): every checkpoint along training.
+        seq_len: tokens per window ``T``.
+        n_texts: the most windows of ``T`` tokens cut from the corpus (the first ones).
+        encodings: ``amplitude`` and/or ``born`` (comma-separated or a list).
+        orders: ``sequential`` and/or ``interleaved``.
+        device: where the model and the eigen-solves run: ``"auto"`` (the GPU when torch sees
+            one), ``"cpu"``, ``"cuda"``...
+        out: a folder to write the four tables, ``external.png`` and ``run.json`` into.
+        progress: show which model is being measured.
+        notify: receives one-line notes (a corpus with fewer windows than ``n_texts``);
+            default ``warnings.warn``.
+    """
+    import pandas as pd
+
+    from artent.analysis.external import ExternalConfig, run_external
+    from artent.analysis.runs import run_checkpoints
+    from artent.models.loading import load_for_forward
+
+    corpus = read_texts(texts)
+    cfg = ExternalConfig(
+        seq_len=seq_len,
+        n_texts=n_texts,
+        encodings=tuple(_names(encodings, "--encodings")),
+        orders=tuple(_names(orders, "--orders")),
+    )
+    jobs: list[tuple[str, int | None, dict[str, Any]]] = []
+    if model:
+        label = Path(adapter).name if adapter else Path(model).name
+        jobs.append(
+            (label, None, dict(base=model, adapter=None if adapter is None else str(adapter)))
+        )
+    for r in _listed(run):
+        for c in run_checkpoints(r):
+            kind = "full" if c.is_full else "adapter"
+            jobs.append((c.label, c.step, dict(base=c.base, **{kind: c.path})))
+    if not jobs:
+        raise ValueError("nothing to analyse: pass --model (and --adapter) or --run")
+    parts: dict[str, list] = {}
+    for label, step, spec in jobs:
+        m, tok = load_for_forward(**spec, device=device)
+        what = f"attention of {label}" + (f" step {step}" if step is not None else "")
+        with _status(what, progress):
+            tables = run_external(m, tok, corpus, cfg, step=step, label=label, notify=notify)
+            for name, frame in tables.items():
+                parts.setdefault(name, []).append(frame)
+    result = External(**{k: pd.concat(parts[k], ignore_index=True) for k in External._fields})
+    if out is not None:
+        from artent.io import write_run_record
+
+        folder = _write(out, result.tables())
+        result.plot(folder / "external.png")
+        record = dict(cfg.__dict__, texts=corpus.source, device=device, jobs=[j[:2] for j in jobs])
+        write_run_record(folder, "external", record)
+    return result
+
+
+def nohair(
+    models: Sequence[PathLike],
+    texts: PathLike | Sequence[str],
+    *,
+    base: str | None = None,
+    seq_len: int = 64,
+    n_texts: int = 8,
+    modules: str | Iterable[str] = ("q_proj", "v_proj"),
+    device: str | None = None,
+    out: PathLike | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> NoHair:
+    """Pairwise no-hair comparison: internal against external contrasts, attention outputs.
+
+    Args:
+        models: run folders, adapter folders or fine-tuned model folders (adapter and model
+            folders need ``base``).
+        texts: the corpus (as :func:`external` takes it); every model reads the same windows.
+        base: the base model of adapter or model folders.
+        seq_len: tokens per window ``T``.
+        n_texts: the most windows of ``T`` tokens.
+        modules: modules of the internal profiles (``q_proj``, ``query``, ``q`` alike; the
+            blocks of fused q/k/v projections).
+        device: torch device of the profiles.
+        out: a folder to write the three tables, ``nohair.png`` and ``run.json`` into.
+        notify: receives one-line notes (fewer windows than asked, no per-head context for an
+            architecture); default ``warnings.warn``.
+    """
+    from artent.analysis.nohair import NoHairConfig, resolve_specs, run_nohair
+
+    corpus = read_texts(texts)
+    cfg = NoHairConfig(
+        seq_len=seq_len,
+        n_texts=n_texts,
+        device=device,
+        modules=_names(modules, "--modules"),
+    )
+    specs = resolve_specs([str(m) for m in models], base)
+    tables = run_nohair(specs, corpus, cfg, notify=notify)
+    result = NoHair(tables["pairs"], tables["internal"], tables["external"])
+    if out is not None:
+        from artent.io import write_run_record
+
+        folder = _write(out, result.tables())
+        result.plot(folder / "nohair.png")
+        write_run_record(folder, "nohair", dict(cfg.__dict__, models=[s.__dict__ for s in specs]))
+    return result
+
+
+def _status(what: str, show: bool):
+    """A spinner naming the model being measured (a no-op unless ``show``)."""
+    from contextlib import nullcontext
+
+    if not show:
+        return nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(what)

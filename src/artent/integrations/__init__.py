@@ -1,0 +1,1 @@
+"""artent inside other frameworks' training loops (each integration imports its framework)."""
