@@ -11,6 +11,7 @@ baseline's answer is checked against artent's before its time is reported.
 
     python benchmarks/profile_speed.py            # 2048 and 4096 (the 4096 SVD baseline: minutes)
     python benchmarks/profile_speed.py --quick    # 1024 and 2048 only
+    python benchmarks/profile_speed.py --numpy-only --no-svd --no-quimb   # without lapack.py
 """
 
 from __future__ import annotations
@@ -112,10 +113,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-svd", action="store_true", help="skip the slow SVD-per-bond baseline")
     ap.add_argument("--no-quimb", action="store_true")
+    ap.add_argument(
+        "--numpy-only",
+        action="store_true",
+        help="plain numpy (no two-stage eigensolver or accumulating syrk): the path before them",
+    )
     args = ap.parse_args()
+    if args.numpy_only:
+        os.environ["ARTENT_NO_LAPACK"] = "1"  # read when artent first needs the routines
+    from artent.entanglement import lapack
+
     print(
         f"artent profile_speed on {platform.machine()} with {os.cpu_count()} cores, "
-        f"numpy {np.__version__}"
+        f"numpy {np.__version__}, OpenBLAS fast path: {lapack.available()}"
     )
     sizes = [1024, 2048] if args.quick else [2048, 4096]
     for n in sizes:

@@ -184,6 +184,7 @@ def internal(
     k: int = 2,
     device: str | None = None,
     allow_pickle: bool = False,
+    workers: int | None = None,
     out: PathLike | None = None,
     progress: bool = False,
 ) -> Internal:
@@ -194,12 +195,14 @@ def internal(
         base: the base checkpoint (with ``tuned``, or for adapters).
         tuned: a fine-tuned checkpoint, compared with ``base``.
         run: artent training run folder(s): every checkpoint along training.
-        modules: module names (``"q_proj,v_proj"`` or a list).
+        modules: module names (``"q_proj,v_proj"`` or a list); ``"all"`` for q, k, v, o, gate,
+            up and down (those present).
         layers: layer indices (``"0,1,5-7"`` or a list); ``None`` for all.
         order: site order, ``sequential`` or ``interleaved``.
         k: valley half-width in bonds.
         device: torch device of the profiles (``None``: numpy on the CPU).
         allow_pickle: read pickle checkpoints.
+        workers: updates profiled at once on the CPU (``None``: one per core).
         out: a folder to write ``internal.parquet``, ``internal_summary.parquet``,
             ``internal.png`` and ``run.json`` into, as ``artent internal --out`` does.
         progress: show a progress bar.
@@ -213,6 +216,7 @@ def internal(
         order=order,
         device=device,
         allow_pickle=allow_pickle,
+        workers=workers,
     )
     sources: list[Source] = []
     if tuned:

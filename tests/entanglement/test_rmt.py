@@ -221,3 +221,14 @@ def test_random_attention_profile_is_volume_like():
     # Sharper scores mean more entanglement: the effective c grows with beta.
     flat = random_attention_profile(64, 0.5, samples=8, seed=0)
     assert flat.c < base.c
+
+
+def test_page_entropy_without_scipy_agrees(monkeypatch):
+    """The scipy-free digamma (harmonic sum, then the series from 1000) matches scipy's."""
+    from artent.entanglement import page
+
+    dims = [(2, 2), (2, 16), (7, 999), (3, 1000), (48, 112), (64, 4096), (1024, 1024), (3, 5**9)]
+    want = [page_entropy(a, b) for a, b in dims]
+    monkeypatch.setattr(page, "_scipy_digamma", lambda: None)
+    got = [page_entropy(a, b) for a, b in dims]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-13)

@@ -109,7 +109,7 @@ def plot_baseline_study(result: dict, path: str | Path) -> Path:
 
     plt = pyplot()
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     prof = result["profiles"]
     for kind, g in prof.groupby("kind", sort=False):
         line = ax1.plot(g.bond, g.entropy, "o-", ms=3, label=kind)[0]
@@ -129,5 +129,4 @@ def plot_baseline_study(result: dict, path: str | Path) -> Path:
         )
     ax2.set(xlabel="bond l", ylabel="S_l (nats)", title="random causal attention (amplitude)")
     ax2.legend(fontsize=8)
-    fig.tight_layout()
     return save_figure(fig, path)

@@ -8,7 +8,10 @@ valley metrics, with its random-matrix prediction stored beside it.
 
 from __future__ import annotations
 
+import os
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from math import log
 from pathlib import Path
@@ -42,6 +45,9 @@ class InternalConfig:
         renyi: Renyi index of the reported entropies (1 = von Neumann), nats.
         device: torch device for the profiles (``None``: numpy on the CPU).
         allow_pickle: read pickle checkpoints (never by default).
+        workers: updates profiled at the same time on the CPU (``None``: one per available core;
+            a GPU ``device`` profiles one at a time). Memory grows with it: each worker holds one
+            float32 update and its Gram matrices.
     """
 
     modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
@@ -51,12 +57,19 @@ class InternalConfig:
     renyi: float = 1.0
     device: str | None = None
     allow_pickle: bool = False
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.modules, str):
             self.modules = [m.strip() for m in self.modules.split(",") if m.strip()]
         if not self.modules:
             raise ValueError("--modules is empty: name at least one module (e.g. q_proj)")
+        if "all" in self.modules and len(self.modules) > 1:
+            raise ValueError(f"--modules: 'all' stands alone, got {','.join(self.modules)}")
+        if self.workers is not None and (
+            isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1
+        ):
+            raise ValueError(f"--workers must be a positive integer, got {self.workers!r}")
         if self.k < 1:
             raise ValueError(f"valley half-width k must be >= 1, got {self.k}")
 
@@ -156,34 +169,80 @@ def analyse_delta(delta, cfg: InternalConfig) -> tuple[list[dict], dict]:
     return rows, summary
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity where the platform tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def run_internal(sources: Iterable[Source], cfg: InternalConfig, *, progress: bool = True):
-    """Analyse every update of every source; return ``(profiles, summary)`` DataFrames."""
+    """Analyse every update of every source; return ``(profiles, summary)`` DataFrames.
+
+    Updates are read one at a time, in the main thread, as the workers need them (each source's
+    checkpoints tensor by tensor), and profiled by ``cfg.workers`` threads; numpy, LAPACK and the
+    checkpoint reader release the GIL, and BLAS gets ``cores // workers`` threads each, so the
+    cores are shared without oversubscription. Rows come out in the order the updates were read.
+    """
     import pandas as pd
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from artent.entanglement.lapack import blas_threads
+
     sources = list(sources)
+    cores = available_cores()
+    workers = 1 if cfg.device is not None else (cfg.workers or cores)
     prof_rows, summ_rows = [], []
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[module]}"),
-        disable=not progress,
-        transient=True,
-    ) as bar:
+    with (
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[module]}"),
+            disable=not progress,
+            transient=True,
+        ) as bar,
+        blas_threads(max(1, cores // workers)),
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="artent-internal") as pool,
+    ):
         for src in sources:
             desc = src.label if src.step is None else f"{src.label} step {src.step}"
             task = bar.add_task(desc, total=None, module="")
-            for delta in iter_deltas(src, cfg):
-                bar.update(task, advance=1, module=delta.name)
-                rows, summary = analyse_delta(delta, cfg)
-                tag = dict(label=src.label, step=src.step)
+            tag = dict(label=src.label, step=src.step)
+            for rows, summary in _profiled(iter(iter_deltas(src, cfg)), cfg, pool, workers):
                 prof_rows += [{**tag, **r} for r in rows]
                 summ_rows.append({**tag, **summary})
+                bar.update(task, advance=1, module=summary["name"])
             bar.update(task, total=bar.tasks[task].completed)
     if not summ_rows:
         raise ValueError("no module matched: check --modules and --layers")
     return pd.DataFrame(prof_rows, columns=PROFILE_COLUMNS), pd.DataFrame(summ_rows)
+
+
+def _profiled(deltas: Iterator, cfg: InternalConfig, pool, workers: int) -> Iterator:
+    """``analyse_delta`` of each update on the pool, in order, with at most ``workers`` in memory.
+
+    The next update is read only when a worker is free, so memory stays at ``workers`` updates
+    (and their Gram matrices) plus the one being read, however many the checkpoint holds.
+    """
+    pending: deque = deque()
+    try:
+        while True:
+            while sum(not job.done() for job in pending) >= workers:
+                wait([job for job in pending if not job.done()], return_when=FIRST_COMPLETED)
+            while pending and pending[0].done():
+                yield pending.popleft().result()  # re-raises a worker's error here
+            delta = next(deltas, None)  # read only now that a worker is free
+            if delta is None:
+                break
+            pending.append(pool.submit(analyse_delta, delta, cfg))
+            del delta
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for job in pending:
+            job.cancel()
 
 
 def plot_internal(profiles, summary, path: str | Path) -> Path | None:
@@ -195,8 +254,14 @@ def plot_internal(profiles, summary, path: str | Path) -> Path | None:
     if profiles.empty:
         return None
     modules = list(dict.fromkeys(profiles.module))
-    fig, axes = plt.subplots(1, len(modules), figsize=(5.5 * len(modules), 4.2), squeeze=False)
-    for ax, module in zip(axes[0], modules, strict=True):
+    ncols = min(len(modules), 4)  # --modules all: seven panels on two rows
+    nrows = -(-len(modules) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(5.5 * ncols, 4.2 * nrows), squeeze=False, layout="constrained"
+    )
+    for ax in axes.flat[len(modules) :]:
+        ax.set_visible(False)
+    for ax, module in zip(axes.flat, modules, strict=False):
         sub = profiles[profiles.module == module]
         sub = sub.assign(step=sub.step.fillna(-1).astype(int))
         for (label, step), g in sub.groupby(["label", "step"], sort=False):
@@ -213,7 +278,6 @@ def plot_internal(profiles, summary, path: str | Path) -> Path | None:
             title=f"{module}: mean over layers (dashed: RMT baseline)",
         )
         ax.legend(fontsize=7)
-    fig.tight_layout()
     return save_figure(fig, path)
 
 

@@ -245,7 +245,7 @@ def plot_nohair(pairs, path: str | Path) -> Path:
 
     names = [f"{r.model}\nvs {r.reference}" for r in pairs.itertuples()]
     x = np.arange(len(pairs))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     ax1.bar(x - 0.2, pairs.internal_contrast.fillna(0), 0.4, label="internal |dS|")
     ax1.bar(x + 0.2, pairs.external_contrast, 0.4, label="external |dS|")
     ax1.set_xticks(x, names, fontsize=7)
@@ -254,5 +254,4 @@ def plot_nohair(pairs, path: str | Path) -> Path:
     ax2.bar(x, pairs.nohair_ratio.fillna(0))
     ax2.set_xticks(x, names, fontsize=7)
     ax2.set(ylabel="external / internal", title="no-hair ratio (NaN vs base shown as 0)")
-    fig.tight_layout()
     return save_figure(fig, path)

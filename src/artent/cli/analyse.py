@@ -22,12 +22,17 @@ def internal(
     run: Annotated[
         list[str] | None, Opt(help="artent training run folder(s): every checkpoint")
     ] = None,
-    modules: Annotated[str, Opt(help="modules to analyse")] = "q_proj,v_proj",
+    modules: Annotated[
+        str, Opt(help="modules to analyse, comma-separated; 'all': q,k,v,o,gate,up,down")
+    ] = "q_proj,v_proj",
     layers: Annotated[str | None, Opt(help="layers to keep, e.g. 0,1,5-7")] = None,
     order: Annotated[str, Opt(help="sequential | interleaved")] = "sequential",
     k: Annotated[int, Opt(help="valley half-width in bonds")] = 2,
     device: Annotated[str | None, Opt(help="torch device for the profiles (e.g. cuda)")] = None,
     allow_pickle: Annotated[bool, Opt("--allow-pickle", help="read pickle checkpoints")] = False,
+    workers: Annotated[
+        int | None, Opt(help="updates profiled at once (default: one per core)")
+    ] = None,
 ) -> None:
     """Entanglement profiles of weight updates: tuned - base, PEFT adapters, or training runs."""
     from artent import api
@@ -45,6 +50,7 @@ def internal(
             k=k,
             device=device,
             allow_pickle=allow_pickle,
+            workers=workers,
             out=out,
             progress=True,
         ).summary

@@ -18,6 +18,8 @@ from typing import Literal
 
 import numpy as np
 
+from artent.entanglement.page import page_entropy
+
 __all__ = [
     "CardyFit",
     "LawComparison",
@@ -403,8 +405,6 @@ def valley(
     Returns:
         A :class:`Valley`.
     """
-    from artent.entanglement.rmt import page_entropy
-
     y = _as_profile(profile)
     n_sites = y.size + 1
     if isinstance(cut, bool) or int(cut) != cut or not 1 <= cut <= n_sites - 1:

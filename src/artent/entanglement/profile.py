@@ -13,7 +13,11 @@ How it stays exact and cheap (no truncation, no SVD of the full state per bond):
   reduced density matrix by partial trace of that one. The spectra of ``rho_L`` at bond ``l`` and
   of the complementary ``rho_R`` agree, so each bond uses whichever side is smaller. For a square
   ``4096 x 4096`` matrix this is one ``M M^T``, one half-size Gram on the column side and their
-  eigenvalues: about the cost of ``eigvalsh(M @ M.T)`` alone.
+  eigenvalues: about the cost of ``eigvalsh(M @ M.T)`` alone. Each matrix is traced down to the
+  next bond's before its eigenvalues are taken, so the (two-stage, from order 1536) eigensolver
+  works in place; the state itself is never normalised or copied (each bond's weights are
+  normalised instead), and a float32 state stays float32, its Gram matrix accumulated in float64
+  block by block (:mod:`artent.entanglement.backend`, :mod:`artent.entanglement.lapack`).
 * ``LowRank(B, A)``: QR of both factors, ``M = Q_B K Q_A^T`` with ``K`` only ``r x r``. Because
   ``Q_A`` has orthonormal columns, every bond on the row side has the spectrum of the ``m x r``
   matrix ``Q_B K`` read as a chain ``(row sites..., r)``; every bond on the column side that of the
@@ -137,10 +141,11 @@ def _clean(ev: np.ndarray) -> np.ndarray:
 
 
 def chain_spectra(psi: Any, dims: Sequence[int], backend=None) -> list[np.ndarray]:
-    """Schmidt weights at every bond of a normalised state on a chain, by partial traces.
+    """Schmidt weights at every bond of a state on a chain, by partial traces.
 
     Args:
-        psi: the state, any shape with ``prod(dims)`` elements, in chain order (row-major).
+        psi: the state, any shape with ``prod(dims)`` elements, in chain order (row-major), at any
+            scale (each bond's weights are normalised to sum to one).
         dims: site dimensions along the chain.
         backend: a backend from :func:`artent.entanglement.backend.pick_backend` (numpy default).
 
@@ -154,28 +159,30 @@ def chain_spectra(psi: Any, dims: Sequence[int], backend=None) -> list[np.ndarra
     spectra: list[np.ndarray | None] = [None] * (n - 1)
     # Bonds whose left side is no larger than the right are read from the left, the others from
     # the right; each side starts from its most balanced bond, the only Gram matrix it forms.
+    # Each matrix is traced down to the next bond's before its eigenvalues are taken, so that the
+    # eigensolver may use it as workspace (no copy of the largest matrices).
     left_bonds = [l for l in range(1, n) if left[l] <= total // left[l]]
     right_bonds = [l for l in range(1, n) if left[l] > total // left[l]]
     if left_bonds:
         c = left_bonds[-1]
         rho = bk.gram_rows(psi.reshape(left[c], total // left[c]))
         for l in range(c, 0, -1):
-            if l < c:
-                rho = bk.trace_last(rho, left[l], dims[l])
-            spectra[l - 1] = _clean(bk.to_numpy(bk.eigvalsh(rho)))
+            smaller = bk.trace_last(rho, left[l - 1], dims[l - 1]) if l > 1 else None
+            spectra[l - 1] = _clean(bk.to_numpy(bk.eigvalsh(rho, overwrite=True)))
+            rho = smaller
     if right_bonds:
         c = right_bonds[0]
         sigma = bk.gram_cols(psi.reshape(left[c], total // left[c]))
         for l in range(c, n):
-            if l > c:
-                sigma = bk.trace_first(sigma, total // left[l], dims[l - 1])
-            spectra[l - 1] = _clean(bk.to_numpy(bk.eigvalsh(sigma)))
+            smaller = bk.trace_first(sigma, total // left[l + 1], dims[l]) if l < n - 1 else None
+            spectra[l - 1] = _clean(bk.to_numpy(bk.eigvalsh(sigma, overwrite=True)))
+            sigma = smaller
     return spectra  # type: ignore[return-value]
 
 
 def chain_spectra_svd(psi: np.ndarray, dims: Sequence[int]) -> list[np.ndarray]:
     """Reference: one SVD of the full state per bond (slow; for tests and benchmarks)."""
-    psi = np.asarray(psi)
+    psi = to_numpy_float(psi)
     total = prod(dims)
     out = []
     for l in range(1, len(dims)):
@@ -186,13 +193,10 @@ def chain_spectra_svd(psi: np.ndarray, dims: Sequence[int]) -> list[np.ndarray]:
 
 
 def _validated(x: Any, what: str, backend) -> Any:
-    arr = backend.asarray(x)
-    if not backend.all_finite(arr):
-        raise ValueError(f"{what} contains NaN or Inf values")
-    norm = backend.norm(arr)
-    if norm == 0.0:
-        raise ValueError(f"{what} is all zeros: a zero matrix has no state and no entanglement")
-    return arr / norm
+    """``x`` as the backend's state (float32 kept on numpy), checked finite and nonzero; not
+    normalised: every bond's weights are normalised by their sum instead, which costs a vector
+    per bond rather than a copy of the state."""
+    return backend.checked(backend.state(x), what)
 
 
 def _low_rank_spectra(lr: LowRank, row_dims, col_dims, backend) -> list[np.ndarray]:

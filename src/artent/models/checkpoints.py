@@ -3,7 +3,9 @@
 Two 8B checkpoints hold about 32 GB each in bf16; comparing them must never load either state dict
 whole. :class:`Checkpoint` therefore reads safetensors files through ``safetensors.safe_open``,
 which parses only the header when the file is opened and reads a tensor's bytes when that tensor is
-asked for. Accepted forms (a path to a file, or a folder holding one of them):
+asked for; each read opens its own short-lived mapping, so the pages read are released with the
+tensor instead of staying mapped (and resident) until the checkpoint is closed. Accepted forms (a
+path to a file, or a folder holding one of them):
 
 * one ``*.safetensors`` file (``model.safetensors``, ``adapter_model.safetensors``, ...);
 * a sharded checkpoint: ``model.safetensors.index.json`` (its ``weight_map``) plus the shards;
@@ -113,6 +115,16 @@ class Checkpoint:
                 ) from exc
         return self._handles[file]
 
+    def _read(self, file: Path, key: str) -> torch.Tensor:
+        self._handle(file)  # the header, checked once (a clear error for an unreadable file)
+        from safetensors import safe_open
+
+        # A mapping of its own for each read, dropped after it: the pages a long-lived handle
+        # has read stay mapped, and over a whole model they count in the resident memory (both
+        # 8B checkpoints' worth by the end). The tensor keeps what it needs of its mapping alive.
+        with safe_open(str(file), framework="pt", device="cpu") as handle:
+            return handle.get_tensor(key)
+
     def _state_dict(self, file: Path) -> dict[str, torch.Tensor]:
         if file not in self._pickled:
             try:
@@ -183,7 +195,7 @@ class Checkpoint:
             tensor = self._state_dict(file)[key].clone()
         else:
             try:
-                tensor = self._handle(file).get_tensor(key)
+                tensor = self._read(file, key)
             except Exception as exc:
                 raise CheckpointError(
                     f"{file}: cannot read tensor '{key}' ({_one_line(exc)})"

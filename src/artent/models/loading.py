@@ -122,8 +122,10 @@ def load_for_forward(
         from peft import PeftModel
 
         import artent.adapters.mps  # noqa: F401  (registers the mps method with peft)
+        from artent.models.peft_warnings import peft_quietly
 
         if not (Path(adapter) / "adapter_config.json").is_file():
             raise ValueError(f"adapter folder {adapter} has no adapter_config.json")
-        model = PeftModel.from_pretrained(model, adapter)
+        with peft_quietly():
+            model = PeftModel.from_pretrained(model, adapter)
     return model.to(resolve_device(device)).eval(), tokenizer

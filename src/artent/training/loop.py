@@ -27,6 +27,7 @@ import numpy as np
 
 from artent.io import atomic_path, versions, write_json, write_parquet
 from artent.models.loading import load_base
+from artent.progress import progress
 from artent.training.config import TrainConfig
 from artent.training.distributed import SINGLE_PROCESS, detect_processes, resolve_device
 from artent.training.methods import (
@@ -183,7 +184,6 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
     """
     import pandas as pd
     import torch
-    from tqdm.auto import tqdm
 
     out = Path(cfg.out)
     # --- several processes (accelerate launch): see artent.training.distributed -------------
@@ -269,13 +269,12 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
     train_model.train()
     if start == 0:
         evaluate_and_save(0)
-    bar = tqdm(
+    bar = progress(
         range(start, cfg.steps),
         initial=start,
         total=cfg.steps,
         disable=not (cfg.progress and procs.is_main),
         desc=f"{cfg.method} {Path(cfg.out).name}",
-        dynamic_ncols=True,
     )
     t_loop = time.perf_counter()
     for step in bar:

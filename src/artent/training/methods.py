@@ -41,14 +41,9 @@ def attach_method(model, cfg: TrainConfig):
         for p in model.parameters():
             p.requires_grad_(True)
         return model
-    import warnings
-
     from peft import LoraConfig, get_peft_model
 
-    # peft 0.21 calls a transformers API that transformers 5 deprecated; nothing to act on here.
-    warnings.filterwarnings(
-        "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
-    )
+    from artent.models.peft_warnings import peft_quietly
 
     if cfg.method == "lora":
         peft_cfg = LoraConfig(
@@ -72,7 +67,8 @@ def attach_method(model, cfg: TrainConfig):
             use_rslora=cfg.rslora,
             task_type="CAUSAL_LM",
         )
-    return get_peft_model(model, peft_cfg)
+    with peft_quietly():
+        return get_peft_model(model, peft_cfg)
 
 
 def save_checkpoint_weights(model, cfg: TrainConfig, folder: Path) -> None:

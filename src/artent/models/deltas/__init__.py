@@ -29,13 +29,14 @@ from artent.models.deltas.adapter import (
     count_deltas,
     deltas_from_adapter,
 )
-from artent.models.deltas.common import DEFAULT_MODULES, Delta
+from artent.models.deltas.common import ALL_MODULES, DEFAULT_MODULES, Delta
 from artent.models.deltas.fused import ALIASES, FusedLayout, canonical_module, fused_layout
 from artent.models.deltas.pairs import deltas_from_pair
 
 __all__ = [
     "ADAPTER_KINDS",
     "ALIASES",
+    "ALL_MODULES",
     "DEFAULT_MODULES",
     "PEFT_KEY_PREFIX",
     "Delta",

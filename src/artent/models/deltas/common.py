@@ -11,6 +11,9 @@ from artent.entanglement.profile import LowRank
 from artent.models.checkpoints import Checkpoint, CheckpointError
 
 DEFAULT_MODULES = ("q_proj", "v_proj")
+#: What ``modules=["all"]`` selects: every linear module of a decoder layer (those present), not
+#: the embeddings or the LM head.
+ALL_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass

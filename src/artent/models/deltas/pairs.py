@@ -67,7 +67,8 @@ def deltas_from_pair(
 
     Args:
         base, tuned: checkpoints (a folder, a ``.safetensors`` file or a shard index).
-        modules: module names (the key component before ``.weight``) to compare; ``q_proj``,
+        modules: module names (the key component before ``.weight``) to compare (``["all"]``:
+            every one of :data:`~artent.models.deltas.common.ALL_MODULES` present); ``q_proj``,
             ``k_proj``, ``v_proj`` and their aliases also take the blocks of a fused projection
             (GPT-2 ``c_attn``, Phi-3 ``qkv_proj``, NeoX ``query_key_value``), split with the
             config.json beside the base.

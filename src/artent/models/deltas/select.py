@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from artent.models.checkpoints import parse_module_key
+from artent.models.deltas.common import ALL_MODULES
 from artent.models.deltas.fused import ALIASES, ROLE_MODULES, canonical_module, is_fused
 
 
@@ -63,7 +64,9 @@ def select(
         names: module paths in the checkpoint (without ``.weight``).
         modules: requested names; ``q_proj``/``query``/``q`` (likewise k, v) mean the query
             (key, value) projection whatever it is called, including its block of a fused
-            projection; any other name means the modules of that name.
+            projection; ``["all"]`` means every one of
+            :data:`~artent.models.deltas.common.ALL_MODULES` present; any other name means the
+            modules of that name.
         layers: layer indices to keep (``None``: all).
         where: the checkpoint or adapter, for messages.
         layout_of: ``layout_of(name, module)`` -> the
@@ -75,10 +78,24 @@ def select(
             module whose layout is unknown.
     """
     wanted, layers = check_selection(modules, layers)
+    parsed = [(name, *parse_module_key(name + ".weight")) for name in names]  # type: ignore[misc]
+    if wanted == ["all"]:
+        present = {module for _, _, module in parsed}
+        fused = any(is_fused(m) for m in present)
+        wanted = [
+            m
+            for m in ALL_MODULES
+            if m in present
+            or (
+                m in ROLE_MODULES.values()
+                and (fused or any(ALIASES.get(p) == ALIASES[m] for p in present))
+            )
+        ]
+        if not wanted:
+            raise ValueError(f"--modules all: none of {', '.join(ALL_MODULES)} in {where}")
     roles = [ALIASES[m] for m in wanted if m in ROLE_MODULES.values()]
     found: list[Planned] = []
-    for name in names:
-        layer, module = parse_module_key(name + ".weight")  # type: ignore[misc]
+    for name, layer, module in parsed:
         if module in wanted:
             found.append(Planned(name, layer, module))
         elif ALIASES.get(module) in roles:  # query, q, ...: the same module as q_proj
