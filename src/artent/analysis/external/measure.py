@@ -27,10 +27,12 @@ PROFILE_CHUNK_ELEMENTS = 2**25
 
 def encode(attn, encoding: str):
     """``[..., T, T]`` attention maps as float64 amplitudes of the chosen encoding."""
-    x = attn.double()
-    if encoding == "born":
-        x = x.clamp_min(0.0).sqrt()  # eager softmax rounding can leave -0.0; never NaN
-    return x
+    import torch
+
+    if encoding != "born":
+        return attn.double()
+    # A copy of our own, then in place: eager softmax rounding can leave -0.0; never NaN.
+    return attn.to(torch.float64, copy=True).clamp_min_(0.0).sqrt_()
 
 
 def profiles(x, order: str | None):
@@ -55,12 +57,15 @@ def _score_std_sums(attn):
 
     a = attn.double()
     keep = a > 0
-    logs = torch.where(keep, torch.log(torch.where(keep, a, 1.0)), 0.0)
+    logs = torch.log(a).masked_fill_(~keep, 0.0)  # -inf at zero weights, then left out
     count = keep.sum(-1).double()
-    mean = logs.sum(-1) / count.clamp_min(1.0)
-    sq = torch.where(keep, (logs - mean[..., None]) ** 2, 0.0).sum(-1)
+    first = logs.sum(-1)
+    second = logs.square_().sum(-1)
     valid = count >= 2
-    var = torch.where(valid, sq / (count - 1).clamp_min(1.0), 0.0)
+    # One pass: var = (sum x^2 - (sum x)^2 / n) / (n - 1); log-weights are O(10), so float64
+    # loses nothing to the subtraction.
+    var = (second - first * first / count.clamp_min(1.0)) / (count - 1).clamp_min(1.0)
+    var = torch.where(valid, var.clamp_min(0.0), 0.0)
     return var.sum(dim=-1).cpu().numpy(), valid.sum(dim=-1).cpu().numpy()
 
 
