@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/profile_speed.py
 	$(BIN)/python benchmarks/internal_speed.py
 	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/external_speed.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -180,13 +180,11 @@ def smollm2(path: Path | None, smoke: bool):
     return model.eval(), "SmolLM2-135M config, random weights" + (" (2 layers)" if smoke else "")
 
 
-class IdsTokenizer:
-    """A stand-in tokenizer for run_external: a text is its token ids, space-separated."""
+def id_windows(ids, T: int):
+    """Token ids already cut into one window of ``T``: what run_external reads after tokenising."""
+    from artent.data.corpus import CorpusWindows
 
-    bos_token_id = None
-
-    def __call__(self, text: str) -> dict:
-        return {"input_ids": [int(t) for t in text.split()]}
+    return CorpusWindows(ids[None, :T], T, T, True, 1, "random token ids")
 
 
 def external(model, label: str, device: str, smoke: bool) -> None:
@@ -198,14 +196,14 @@ def external(model, label: str, device: str, smoke: bool) -> None:
     ids = torch.randint(
         1, model.config.vocab_size, (T,), generator=torch.Generator().manual_seed(0)
     )
-    texts = [" ".join(str(int(i)) for i in ids)]
+    texts = id_windows(ids, T)
     cfg = ExternalConfig(seq_len=T, n_texts=1, encodings=("amplitude",), orders=("sequential",),
                          baseline_samples=2, scaling_lengths=(T // 4, T // 2))  # fmt: skip
     gpu_model = copy.deepcopy(model).to(device)
     warm_up = ExternalConfig(seq_len=8, n_texts=1, orders=("sequential",), baseline_samples=1)
-    run_external(gpu_model, IdsTokenizer(), texts, warm_up)  # kernels and solvers initialised
-    t_cpu, out_cpu = timed(lambda: run_external(model, IdsTokenizer(), texts, cfg), "cpu")
-    t_gpu, out_gpu = timed(lambda: run_external(gpu_model, IdsTokenizer(), texts, cfg), device)
+    run_external(gpu_model, None, id_windows(ids, 8), warm_up)  # kernels and solvers initialised
+    t_cpu, out_cpu = timed(lambda: run_external(model, None, texts, cfg), "cpu")
+    t_gpu, out_gpu = timed(lambda: run_external(gpu_model, None, texts, cfg), device)
     a, b = out_cpu["external"], out_gpu["external"]
     diff = float(np.abs(a.entropy.values - b.entropy.values).max())
     heads = a[["layer", "head"]].drop_duplicates().shape[0]

@@ -63,3 +63,38 @@ def tiny_runs(small_tiny, tmp_path_factory):
         ),
         "fft": train(TrainConfig(method="fft", lr=1e-3, out=str(root / "fft"), **common)),
     }
+
+
+# ----- tiny random models of every architecture family (tests/tiny_families.py) ---------------
+
+
+@pytest.fixture(scope="session")
+def family_folder(tmp_path_factory):
+    """``family_folder(family)``: a saved tiny random model of ``family`` with its tokenizer."""
+    from tiny_families import make_family_model, make_family_tokenizer
+
+    made: dict = {}
+
+    def build(family: str):
+        if family not in made:
+            folder = tmp_path_factory.mktemp(f"family-{family}")
+            make_family_model(family).save_pretrained(folder)
+            make_family_tokenizer(family).save_pretrained(folder)
+            made[family] = folder
+        return made[family]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def paragraphs_corpus(tmp_path_factory):
+    """A .txt corpus of four long paragraphs (170 words each, blank lines between)."""
+    import numpy as np
+
+    from tiny_families import FAMILY_WORDS
+
+    rng = np.random.default_rng(3)
+    path = tmp_path_factory.mktemp("corpus") / "paragraphs.txt"
+    paragraphs = [" ".join(rng.choice(FAMILY_WORDS, size=170)) for _ in range(4)]
+    path.write_text("\n\n".join(paragraphs) + "\n")
+    return path

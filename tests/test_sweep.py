@@ -56,6 +56,9 @@ def test_expand_without_grid_is_one_point():
         ({"grid": {"out": ["x"]}}, "'out'"),
         ({"base": {"rank": 2}, "grid": {"rank": [4]}}, "both"),
         ({"internal": {"modulez": ["q_proj"]}}, "'modulez'"),
+        ({"external": {"seq_len": 32}}, "needs 'texts'"),
+        ({"external": {"texts": "x.txt", "seqlen": 32}}, "'seqlen'"),
+        ({"external": {"texts": "/no/such/corpus.txt"}}, "no such file"),
     ],
 )
 def test_spec_validation(kwargs, message):
@@ -212,3 +215,26 @@ def test_sweep_command_runs_a_grid_and_rejects_a_bad_spec(small_tiny, tmp_path, 
     spec.write_text("base: {}\ngrid: {rnak: [2]}\n")
     assert cli_main(["sweep", str(spec), "--out", str(tmp_path / "bad")]) == 2
     assert "rnak" in capsys.readouterr().err
+
+
+def test_sweep_reads_attention_on_its_corpus(small_tiny, tmp_path):
+    """The spec's external section: each point's final checkpoint, the corpus reader's windows."""
+    from artent.data.generators import pretraining_corpus
+    from artent.report.tables import load_study
+
+    corpus = tmp_path / "corpus.jsonl"
+    docs = pretraining_corpus(20, seed=2)
+    corpus.write_text("\n".join(json.dumps({"text": d}) for d in docs) + "\n")
+    base = {**_base(small_tiny), "steps": 2, "save_steps": [2]}
+    external = {"texts": str(corpus), "seq_len": 32, "n_texts": 2, "baseline_samples": 2}
+    spec = SweepSpec(base=base, external=external)
+    table = run_sweep(spec, tmp_path / "sweep")
+    assert (table.status == "ok").all(), table.error.tolist()
+    run = tmp_path / "sweep" / "points" / "base"
+    summary = pd.read_parquet(run / "external_summary.parquet")
+    assert set(summary.step) == {2} and set(summary.label) == {"base"}
+    first = summary[(summary.encoding == "amplitude") & (summary.order == "sequential")]
+    assert table.attention_c.iloc[0] == pytest.approx(first.c.mean())
+    assert table.attention_note.isna().all()
+    tables = load_study(tmp_path / "sweep")
+    assert tables.external_summary is not None and len(tables.external_summary) == len(summary)

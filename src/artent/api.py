@@ -17,7 +17,7 @@ Errors are ``ValueError`` with one line naming the file, tensor or option at fau
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -136,40 +136,27 @@ def _listed(value: PathLike | Iterable[PathLike] | None) -> list[str]:
     return [str(v) for v in value]
 
 
-def read_texts(texts: PathLike | Sequence[str]) -> list[str]:
-    """Texts for the attention analyses: a list of strings as given, or a file.
+def read_texts(texts: PathLike | Sequence[str]):
+    """The corpus of the attention analyses: a list of documents as given, or files.
 
-    A file holds one text per non-empty line (``.txt``) or per record (``.jsonl`` with a
-    ``text`` field).
+    A path is a ``.txt`` file (its paragraphs), a ``.jsonl`` file (``text`` field per line), a
+    ``.parquet`` file (``text`` column) or a folder of them; the analyses cut the documents'
+    token stream into windows (:mod:`artent.data.corpus`). Only the names are checked here.
+
+    Returns:
+        A :class:`~artent.data.corpus.Corpus`.
+
+    Raises:
+        ValueError: an empty list, a missing path, a file of another kind.
     """
-    import json
+    from artent.data.corpus import Corpus, read_corpus
 
     if not isinstance(texts, (str, Path)):
-        lines = [str(t) for t in texts]
-        if not lines:
-            raise ValueError("texts: the list is empty")
-        return lines
-    path = Path(texts)
-    if not path.is_file():
-        raise ValueError(f"--texts {path}: no such file")
-    raw = path.read_bytes()
+        return Corpus.from_texts([str(t) for t in texts])
     try:
-        if b"\0" in raw:  # valid UTF-8, but no text file holds NUL bytes
-            raise UnicodeDecodeError("utf-8", raw, raw.index(b"\0"), raw.index(b"\0") + 1, "NUL")
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"--texts {path}: not a UTF-8 text file (byte {e.start})") from None
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if path.suffix == ".jsonl":
-        try:
-            lines = [json.loads(ln)["text"] for ln in lines]
-        except (ValueError, KeyError, TypeError):
-            raise ValueError(
-                f"--texts {path}: every line must be JSON with a 'text' field"
-            ) from None
-    if not lines:
-        raise ValueError(f"--texts {path}: no texts in the file")
-    return lines
+        return read_corpus(texts)
+    except ValueError as e:
+        raise ValueError(f"--{e}") from None
 
 
 #: what each analysis writes into ``out`` (besides run.json)
@@ -205,6 +192,10 @@ def _check_out(out: PathLike | None, command: str, inputs: Iterable[Any]) -> Non
 
     if out is not None:
         check_out(out, command, inputs=inputs, writes=WRITES[command])
+
+
+def _text_inputs(texts: PathLike | Sequence[str]) -> list[PathLike]:
+    return [texts] if isinstance(texts, str | Path) else []
 
 
 def _write(out: PathLike, tables: dict[str, pd.DataFrame]) -> Path:
@@ -304,42 +295,46 @@ def external(
     n_texts: int = 8,
     encodings: str | Iterable[str] = ("amplitude", "born"),
     orders: str | Iterable[str] = ("sequential", "interleaved"),
-    device: str | None = None,
+    device: str | None = "auto",
     allow_pickle: bool = False,
     out: PathLike | None = None,
     progress: bool = False,
+    notify: Callable[[str], None] | None = None,
 ) -> External:
     """Entanglement profiles of attention matrices, their Cardy fits and the random baseline.
 
     Args:
-        texts: a list of texts, or a ``.txt`` (one per line) / ``.jsonl`` (``text`` field) file.
-        model: ``"tiny"``, a model folder or a hub name.
+        texts: the corpus: a list of documents, or a ``.txt`` / ``.jsonl`` / ``.parquet`` file
+            or a folder of them (:func:`read_texts`).
+        model: ``"tiny"``, ``"smollm2"``, a model folder or a hub name: any model whose
+            attention transformers returns under eager attention (decoders and encoders).
         adapter: a peft adapter folder on ``model``.
         run: artent training run folder(s): every checkpoint along training.
-        seq_len: tokens per text ``T``.
-        n_texts: texts used (the first ones).
+        seq_len: tokens per window ``T``.
+        n_texts: the most windows of ``T`` tokens cut from the corpus (the first ones).
         encodings: ``amplitude`` and/or ``born`` (comma-separated or a list).
         orders: ``sequential`` and/or ``interleaved``.
-        device: torch device of the eigen-solves (``None``: where the model is).
+        device: where the model and the eigen-solves run: ``"auto"`` (the GPU when torch sees
+            one), ``"cpu"``, ``"cuda"``...
         allow_pickle: read pickle checkpoints.
         out: a folder to write the four tables, ``external.png`` and ``run.json`` into.
         progress: show which model is being measured.
+        notify: receives one-line notes (a corpus with fewer windows than ``n_texts``);
+            default ``warnings.warn``.
     """
     import pandas as pd
 
     from artent.analysis.external import ExternalConfig, run_external
     from artent.analysis.runs import run_checkpoints
-    from artent.models.loading import check_adapter_on, load_for_forward
+    from artent.models.loading import check_adapter_on, load_for_forward, resolve_device
 
-    inputs = [model, adapter, *_listed(run)]
-    if isinstance(texts, str | Path):
-        inputs.append(texts)
+    inputs = [model, adapter, *_listed(run), *_text_inputs(texts)]
     _check_out(out, "external", inputs)
-    lines = read_texts(texts)
+    corpus = read_texts(texts)
+    resolve_device(device)  # a device that is not there is refused before any work
     cfg = ExternalConfig(
         seq_len=seq_len,
         n_texts=n_texts,
-        device=device,
         encodings=tuple(_names(encodings, "--encodings")),
         orders=tuple(_names(orders, "--orders")),
     )
@@ -363,10 +358,11 @@ def external(
     with _claim(out, "external", inputs) as claim:
         parts: dict[str, list] = {}
         for label, step, spec in jobs:
-            m, tok = load_for_forward(**spec, allow_pickle=allow_pickle)
+            m, tok = load_for_forward(**spec, device=device, allow_pickle=allow_pickle)
             what = f"attention of {label}" + (f" step {step}" if step is not None else "")
             with _status(what, progress):
-                for name, frame in run_external(m, tok, lines, cfg, step=step, label=label).items():
+                tables = run_external(m, tok, corpus, cfg, step=step, label=label, notify=notify)
+                for name, frame in tables.items():
                     parts.setdefault(name, []).append(frame)
         result = External(**{k: pd.concat(parts[k], ignore_index=True) for k in External._fields})
         if out is not None:
@@ -374,7 +370,9 @@ def external(
 
             folder = _write(out, result.tables())
             result.plot(folder / "external.png")
-            write_run_record(folder, "external", dict(cfg.__dict__, jobs=[j[:2] for j in jobs]))
+            jobs_done = [j[:2] for j in jobs]
+            record = dict(cfg.__dict__, texts=corpus.source, device=device, jobs=jobs_done)
+            write_run_record(folder, "external", record)
             claim.commit()
     return result
 
@@ -390,28 +388,30 @@ def nohair(
     device: str | None = None,
     allow_pickle: bool = False,
     out: PathLike | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> NoHair:
     """Pairwise no-hair comparison: internal against external contrasts, attention outputs.
 
     Args:
         models: run folders, adapter folders or fine-tuned model folders (adapter and model
             folders need ``base``).
-        texts: a list of texts, or a ``.txt`` / ``.jsonl`` file.
+        texts: the corpus (as :func:`external` takes it); every model reads the same windows.
         base: the base model of adapter or model folders.
-        seq_len: tokens per text.
-        n_texts: texts used.
-        modules: modules of the internal profiles.
+        seq_len: tokens per window ``T``.
+        n_texts: the most windows of ``T`` tokens.
+        modules: modules of the internal profiles (``q_proj``, ``query``, ``q`` alike; the
+            blocks of fused q/k/v projections).
         device: torch device of the profiles.
         allow_pickle: read pickle checkpoints.
         out: a folder to write the three tables, ``nohair.png`` and ``run.json`` into.
+        notify: receives one-line notes (fewer windows than asked, no per-head context for an
+            architecture); default ``warnings.warn``.
     """
     from artent.analysis.nohair import NoHairConfig, check_specs, resolve_specs, run_nohair
 
-    inputs = [base, *(str(m) for m in models)]
-    if isinstance(texts, str | Path):
-        inputs.append(texts)
+    inputs = [base, *(str(m) for m in models), *_text_inputs(texts)]
     _check_out(out, "nohair", inputs)
-    lines = read_texts(texts)
+    corpus = read_texts(texts)
     cfg = NoHairConfig(
         seq_len=seq_len,
         n_texts=n_texts,
@@ -422,7 +422,7 @@ def nohair(
     specs = resolve_specs([str(m) for m in models], base)
     check_specs(specs, cfg)  # every adapter against its base, before any model is loaded
     with _claim(out, "nohair", inputs) as claim:
-        tables = run_nohair(specs, lines, cfg)
+        tables = run_nohair(specs, corpus, cfg, notify=notify)
         result = NoHair(tables["pairs"], tables["internal"], tables["external"])
         if out is not None:
             from artent.io import write_run_record

@@ -3,7 +3,7 @@
 Study folder::
 
     DIR/study.json           config, planned runs, versions, timings
-    DIR/texts.txt            the held-out texts every attention analysis reads
+    DIR/texts.txt            the held-out corpus every attention analysis reads (paragraphs)
     DIR/runs/<name>/         one artent training run per planned run (resumes on its own)
     DIR/internal/            internal.parquet, internal_summary.parquet, internal.png
     DIR/external/            external.parquet, external_summary.parquet, scaling.parquet, ...
@@ -197,19 +197,22 @@ def _comparable(config: dict) -> dict:
     return {k: v for k, v in config.items() if k != "device"}
 
 
-def _texts(path: Path, cfg: StudyConfig, length: int = 0, n: int = 0) -> list[str]:
+def _texts(path: Path, cfg: StudyConfig, length: int = 0, n: int = 0):
+    """A held-out corpus (written once: one generated document per paragraph) for ``n`` windows
+    of ``length`` tokens (default: the study's ``text_len`` and ``n_texts``)."""
+    from artent.data.corpus import read_corpus
+
     if not path.is_file():
         from artent.data.generators import pretraining_corpus
         from artent.io import atomic_path
 
-        # about 60 tokens a document: enough per line for `length` tokens, with margin
+        # about 60 tokens a document: twice the length * n tokens the windows need
         per = 2 + (length or cfg.text_len) // 30
         n = n or cfg.n_texts
         docs = [" ".join(d.split()) for d in pretraining_corpus(per * n, seed=9173)]
-        lines = [" ".join(docs[i : i + per]) for i in range(0, len(docs), per)]
         with atomic_path(path) as tmp:
-            tmp.write_text("\n".join(lines) + "\n")
-    return path.read_text().splitlines()
+            tmp.write_text("\n\n".join(docs) + "\n")
+    return read_corpus(path)
 
 
 def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = True) -> Path:

@@ -5,6 +5,8 @@ Sweep folder::
     DIR/sweep.json                 the spec, the expanded points, versions
     DIR/points/<name>/             one artent training run per point (resumes on its own)
     DIR/points/<name>/internal.parquet, internal_summary.parquet   its final checkpoint's analysis
+    DIR/points/<name>/external*.parquet, scaling.parquet, baseline.parquet   its attention
+                                   analysis, when the spec has an ``external`` section
     DIR/points/<name>/row.json     the point's result row, written last: a point with an ``ok``
                                    row is skipped on a rerun; a failed point is retried
     DIR/sweep.parquet              one row per point (options, status, error, losses, valley means)
@@ -35,6 +37,9 @@ from artent.validation import check_fields
 # Set per point by the sweep itself, so never a sweep option.
 _RESERVED = {"out", "progress"}
 SUMMARY_METRICS = ("center_entropy", "valley_depth", "volume_slope")
+#: Row columns of the attention analysis (amplitude encoding, sequential order, means over heads).
+ATTENTION_METRICS = ("attention_c", "attention_center_entropy", "attention_area_log_share")
+EXTERNAL_TABLES = ("external", "external_summary", "scaling", "baseline")
 RAY_MISSING = "Ray is not installed: pip install 'artent[ray]'"
 
 
@@ -54,11 +59,15 @@ class SweepSpec:
             options and values are given.
         internal: InternalConfig options of the analysis of each point's final checkpoint
             (``modules`` defaults to the point's ``targets`` for LoRA/MPS).
+        external: the attention analysis of each point's final checkpoint: ``texts`` (a corpus
+            as ``artent external --texts`` reads it, required) and ExternalConfig options;
+            empty (the default) for none.
     """
 
     base: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list] = field(default_factory=dict)
     internal: dict[str, Any] = field(default_factory=dict)
+    external: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_fields(self, lambda name: f"sweep {name}")
@@ -87,19 +96,33 @@ class SweepSpec:
             InternalConfig(**self.internal)  # its values too, before any point trains
         except ValueError as e:
             raise ValueError(f"sweep internal: {e}") from None
+        self.external = {k.replace("-", "_"): v for k, v in (self.external or {}).items()}
+        if self.external:
+            from artent.analysis.external import ExternalConfig
+            from artent.data.corpus import read_corpus
+
+            external_known = {f.name for f in dataclasses.fields(ExternalConfig)} | {"texts"}
+            bad = sorted(set(self.external) - external_known)
+            if bad:
+                raise ValueError(f"sweep external: unknown option {bad[0]!r}")
+            if "texts" not in self.external:
+                raise ValueError("sweep external: needs 'texts' (the corpus to read attention on)")
+            read_corpus(self.external["texts"])  # a missing corpus fails now, not per point
+            ExternalConfig(**{k: v for k, v in self.external.items() if k != "texts"})
 
 
 def load_sweep_spec(path: str | Path) -> SweepSpec:
-    """Read a spec from YAML (``.yaml``/``.yml``) or JSON: keys ``base``, ``grid``, ``internal``."""
+    """Read a spec from YAML (``.yaml``/``.yml``) or JSON: keys ``base``, ``grid``, ``internal``,
+    ``external``."""
     path = Path(path)
     data = read_mapping(path, "sweep spec", "a mapping with base and grid")
-    extra = sorted(set(data) - {"base", "grid", "internal"})
+    keys = ("base", "grid", "internal", "external")
+    extra = sorted(set(data) - set(keys))
     if extra:
-        raise ValueError(f"sweep spec {path}: unknown key {extra[0]!r} (base, grid, internal)")
+        raise ValueError(f"sweep spec {path}: unknown key {extra[0]!r} ({', '.join(keys)})")
     try:
-        spec = SweepSpec(
-            *(data[k] if data.get(k) is not None else {} for k in ("base", "grid", "internal"))
-        )
+        # a missing section is {}; a present one of the wrong type is refused by SweepSpec
+        spec = SweepSpec(*(data[k] if data.get(k) is not None else {} for k in keys))
         expand(spec)  # every point's options, so that a bad one names this file
     except ValueError as e:
         raise ValueError(f"sweep spec {path}: {e}") from None
@@ -183,12 +206,42 @@ def _internal_means(run: Path, point: dict[str, Any], internal: dict[str, Any]) 
     return means
 
 
+def _external_means(run: Path, external: dict[str, Any]) -> dict[str, Any]:
+    """The attention analysis of a run's final checkpoint on the spec's corpus, and its means."""
+    import numpy as np
+
+    from artent.analysis.external import ExternalConfig, run_external
+    from artent.analysis.runs import run_checkpoints
+    from artent.data.corpus import read_corpus
+    from artent.models.loading import load_for_forward
+
+    corpus = read_corpus(external["texts"])
+    cfg = ExternalConfig(**{k: v for k, v in external.items() if k != "texts"})
+    last = run_checkpoints(run)[-1]
+    model, tok = load_for_forward(last.base, **{"full" if last.is_full else "adapter": last.path})
+    notes: list[str] = []
+    tables = run_external(
+        model, tok, corpus, cfg, step=last.step, label=run.name, notify=notes.append
+    )
+    for name in EXTERNAL_TABLES:  # read by `artent report` on the sweep
+        write_parquet(run / f"{name}.parquet", tables[name])
+    s = tables["external_summary"]
+    s = s[(s.encoding == cfg.encodings[0]) & (s.order == cfg.orders[0])]
+    return {
+        "attention_c": float(np.mean(s.c)),
+        "attention_center_entropy": float(np.mean(s.center_entropy)),
+        "attention_area_log_share": float(np.mean(s.law == "area+log")),
+        "attention_note": notes[0] if notes else None,
+    }
+
+
 def run_point(
     point: dict[str, Any],
     out_dir: str | Path,
     *,
     grid_keys: list[str] | None = None,
     internal: dict[str, Any] | None = None,
+    external: dict[str, Any] | None = None,
     single_thread: bool = False,
 ) -> dict[str, Any]:
     """Train one point into ``out_dir/points/<name>``, analyse its final checkpoint, return its row.
@@ -201,6 +254,8 @@ def run_point(
         out_dir: the sweep folder.
         grid_keys: options copied into the row (default: every option of the point).
         internal: InternalConfig options for the analysis.
+        external: the spec's ``external`` section (``texts`` and ExternalConfig options); empty
+            or ``None``: no attention analysis.
         single_thread: ``torch.set_num_threads(1)``, for workers sharing the machine's cores.
     """
     run = Path(out_dir) / "points" / _folder_name(point["name"])
@@ -218,6 +273,8 @@ def run_point(
         "heldout_loss": float("nan"),
         **{m: float("nan") for m in SUMMARY_METRICS},
         "within_bound_all": None,
+        **({m: float("nan") for m in ATTENTION_METRICS} if external else {}),
+        **({"attention_note": None} if external else {}),
         "wall_s": float("nan"),
         "run": str(run),
     }
@@ -238,6 +295,8 @@ def run_point(
             pass  # trained before the analysis was interrupted: only analyse
         row["train_loss"], row["heldout_loss"] = _final_losses(run)
         row.update(_internal_means(run, point, internal or {}))
+        if external:
+            row.update(_external_means(run, external))
     except Exception as e:  # noqa: BLE001 - one failing point must not stop the sweep
         lines = str(e).strip().splitlines()
         row.update(status="failed", error=f"{type(e).__name__}: {lines[0] if lines else ''}")
@@ -346,7 +405,9 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, ray: str | None = None, worke
     if (out / "sweep.json").is_file():
         try:
             old = json.loads((out / "sweep.json").read_text())
-            same = old["spec"] == json.loads(json.dumps(record["spec"], default=str))
+            # sections added since the folder was written count as empty
+            old_spec = {**dataclasses.asdict(SweepSpec()), **old["spec"]}
+            same = old_spec == json.loads(json.dumps(record["spec"], default=str))
         except (ValueError, KeyError, TypeError):
             same = False
         if not same:
@@ -369,7 +430,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, ray: str | None = None, worke
 def _run_points(points, spec: SweepSpec, out: Path, ray: str | None, workers: int) -> Any:
     import pandas as pd
 
-    kwargs = dict(grid_keys=list(spec.grid), internal=spec.internal)
+    kwargs = dict(grid_keys=list(spec.grid), internal=spec.internal, external=spec.external)
     if ray is None or ray == "local":
         _prepare_shared(points)
     if ray is not None:

@@ -5,16 +5,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from artent.analysis.external import (
-    ExternalConfig,
-    _score_std_sums,
-    plot_external,
-    run_external,
-    tokenize_texts,
-)
+from artent.analysis.external import ExternalConfig, plot_external, run_external
+from artent.analysis.external.measure import _score_std_sums
+from artent.data.corpus import corpus_windows
 from artent.entanglement import compare_laws, entanglement_profile, fit_cardy
 from artent.entanglement.rmt import random_attention, random_attention_profile
 from artent.models.attention import attention_maps
@@ -70,24 +67,41 @@ def tables(model, tokenizer, texts, cfg):
 
 
 @pytest.fixture(scope="module")
-def ids(tokenizer, texts):
-    rows = [[tokenizer.bos_token_id] + tokenizer(t)["input_ids"] for t in texts]
-    return torch.tensor([r[:SEQ] for r in rows])
+def ids(texts):
+    # By hand: BOS, then the documents' word ids joined by the separator (this tokenizer has
+    # neither sep nor eos, so BOS), cut into windows of SEQ: 1 + 20 + 1 + 15 + 1 + 30 = 68 tokens.
+    stream = [1]
+    for i, text in enumerate(texts):
+        stream += ([1] if i else []) + [WORDS.index(w) + 2 for w in text.split()]
+    assert len(stream) == 68
+    return torch.tensor(stream[: 3 * SEQ]).reshape(3, SEQ)
 
 
-def test_tokenize_prepends_bos_and_cuts(tokenizer, texts, ids):
-    got = tokenize_texts(tokenizer, texts, SEQ)
-    assert torch.equal(got, ids)
-    assert torch.all(got[:, 0] == tokenizer.bos_token_id)
-    with pytest.raises(ValueError, match="fewer than --n-texts 4"):
-        tokenize_texts(tokenizer, texts, SEQ, n_texts=4)
+def test_windows_are_cut_from_the_joined_stream(tokenizer, texts, ids):
+    got = corpus_windows(tokenizer, texts, SEQ, 3)
+    assert torch.equal(got.ids, ids) and got.note is None
+    every = corpus_windows(tokenizer, texts, SEQ, 5)  # the corpus has 4 windows
+    assert every.ids.shape == (4, SEQ) and torch.equal(every.ids[:3], ids)
+    assert every.note == (
+        "texts texts: 68 tokens make 4 window(s) of 16 tokens, fewer than --n-texts 5; using 4"
+    )
 
 
-def test_text_too_short_is_named(model, tokenizer, texts, cfg):
-    short = texts[:3] + ["w1 w2 w3"]
-    cfg4 = ExternalConfig(seq_len=SEQ, n_texts=4)
-    with pytest.raises(ValueError, match=r"^texts: text 3 has 4 tokens, fewer than --seq-len 16$"):
-        run_external(model, tokenizer, short, cfg4)
+def test_corpus_shorter_than_a_window_is_an_error_with_its_token_count(model, tokenizer, cfg):
+    with pytest.raises(
+        ValueError, match=r"^texts texts: the corpus has 4 tokens, fewer than one window of "
+    ):
+        run_external(model, tokenizer, ["w1 w2 w3"], cfg)
+
+
+def test_fewer_windows_than_asked_are_used_and_noted(model, tokenizer, texts):
+    notes = []
+    few = ExternalConfig(seq_len=SEQ, n_texts=9, baseline_samples=1, scaling_lengths=(SEQ,))
+    got = run_external(model, tokenizer, texts, few, notify=notes.append)
+    assert len(notes) == 1 and "fewer than --n-texts 9; using 4" in notes[0]
+    assert got["external"]["T"].eq(SEQ).all()
+    with pytest.warns(UserWarning, match="using 4"):
+        run_external(model, tokenizer, texts, few)
 
 
 def test_profile_rows_equal_entanglement_profile_per_text(tables, model, ids):
@@ -141,18 +155,22 @@ def test_scaling_is_the_cut_entropy_of_attention_at_each_length(tables, model, i
     assert sorted(scal["T"].unique()) == [8, 16]
     np.testing.assert_allclose(scal.ln_T, np.log(scal["T"]))
     A8 = attention_maps(model, ids[:, :8]).double()
-    # Causality: attention on the first 8 tokens is the leading block of attention on 16.
+    # Causality: attention on the first 8 tokens is the leading block of attention on 16 (up to
+    # float32 rounding), which is what the analysis profiles for a causal model.
     A16 = attention_maps(model, ids).double()
     torch.testing.assert_close(A8, A16[..., :8, :8], atol=1e-5, rtol=0)
     for layer, head in [(0, 0), (1, 2)]:
         for encoding in ("amplitude", "born"):
-            mats = A8[layer, :, head]
+            mats = A16[layer, :, head, :8, :8]
             mats = mats if encoding == "amplitude" else mats.sqrt()
             cut = [entanglement_profile(m.numpy())[2] for m in mats]  # 8 = [2,2,2] | [2,2,2]
+            short = A8[layer, :, head] if encoding == "amplitude" else A8[layer, :, head].sqrt()
+            by_forward = [entanglement_profile(m.numpy())[2] for m in short]
             got = scal[
                 (scal.layer == layer) & (scal["head"] == head) & (scal.encoding == encoding)
             ].set_index("T")
             assert got.loc[8, "cut_entropy"] == pytest.approx(np.mean(cut), abs=1e-9)
+            assert got.loc[8, "cut_entropy"] == pytest.approx(np.mean(by_forward), abs=1e-4)
             seq = ext[
                 (ext.layer == layer)
                 & (ext["head"] == head)
@@ -195,10 +213,9 @@ def test_fitted_beta_recovers_the_temperature_of_random_attention():
     rng = np.random.default_rng(5)
     for beta in (0.7, 2.5):
         mats = np.stack([random_attention(64, beta, rng=rng) for _ in range(6)])
-        attn = torch.from_numpy(mats)[None, :, None]  # [layers=1, batch, heads=1, T, T]
-        var_sum, rows = _score_std_sums(attn)
-        assert rows[0, 0] == 6 * 63
-        assert math.sqrt(var_sum[0, 0] / rows[0, 0]) == pytest.approx(beta, rel=0.03)
+        var_sum, rows = _score_std_sums(torch.from_numpy(mats))  # per matrix
+        assert rows.shape == (6,) and rows.sum() == 6 * 63
+        assert math.sqrt(var_sum.sum() / rows.sum()) == pytest.approx(beta, rel=0.03)
 
 
 def test_config_validation():
@@ -214,8 +231,6 @@ def test_config_validation():
 
 
 def test_plot_writes_a_png_for_one_run_and_for_several(tables, tmp_path):
-    import pandas as pd
-
     path = plot_external(tables, tmp_path / "sub" / "external.png")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
@@ -225,3 +240,37 @@ def test_plot_writes_a_png_for_one_run_and_for_several(tables, tmp_path):
     merged = {k: pd.concat([tables[k], other[k]], ignore_index=True) for k in tables}
     data = plot_external(merged, tmp_path / "several.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_small_memory_bounds_give_the_same_tables(
+    model, tokenizer, texts, cfg, tables, monkeypatch
+):
+    """One window per forward pass and one 16 x 16 matrix's worth of elements per profile call:
+    the same numbers."""
+    import dataclasses
+
+    from artent.analysis.external import measure
+
+    batches, chunks = [], []
+    original_profiles = measure.batched_matrix_profiles
+
+    def spy_profiles(x, **kwargs):
+        chunks.append(x.numel())
+        return original_profiles(x, **kwargs)
+
+    from artent.models import attention as attention_module
+
+    original_read = attention_module.read_attention
+
+    def spy_read(model_, ids, on_layer, **kwargs):
+        batches.append(ids.shape[0])
+        return original_read(model_, ids, on_layer, **kwargs)
+
+    monkeypatch.setattr(measure, "batched_matrix_profiles", spy_profiles)
+    monkeypatch.setattr(attention_module, "read_attention", spy_read)
+    monkeypatch.setattr(measure, "PROFILE_CHUNK_ELEMENTS", SEQ * SEQ)
+    small = dataclasses.replace(cfg, max_map_elements=4 * SEQ * SEQ)  # 4 heads: 1 window a pass
+    got = run_external(model, tokenizer, texts, small, step=10, label="base")
+    assert max(batches) == 1 and max(chunks) == SEQ * SEQ
+    for name in ("external", "external_summary", "scaling"):
+        pd.testing.assert_frame_equal(got[name], tables[name], check_exact=False, atol=1e-12)

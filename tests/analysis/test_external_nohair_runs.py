@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -104,7 +105,7 @@ def test_js_divergence_against_a_hand_computation():
     assert abs(js_divergence_rows(p, q) - np.log(2) / 2) < 1e-12
 
 
-def test_texts_shorter_than_seq_len_exit_2(runs, tmp_path, capsys):
+def test_corpus_shorter_than_one_window_exit_2(runs, tmp_path, capsys):
     short = tmp_path / "short.txt"
     short.write_text("a few words\nand a few more\n")
     code = cli_main(
@@ -123,5 +124,8 @@ def test_texts_shorter_than_seq_len_exit_2(runs, tmp_path, capsys):
         ]
     )
     err = capsys.readouterr().err
-    assert code == 2 and "fewer than --seq-len 64" in err, err
+    assert code == 2 and err.count("\n") == 1, err
+    assert re.search(
+        r"short.txt: the corpus has \d+ tokens, fewer than one window of --seq-len 64", err
+    )
     assert not (tmp_path / "x").exists()

@@ -188,16 +188,24 @@ def test_modules_all_through_the_cli(pair, tmp_path, capsys):
 
 def test_modules_all_without_any_projection_is_a_clear_error(tmp_path, capsys):
     g = torch.Generator().manual_seed(0)
+    # GPT-2's fused c_attn holds q, k and v (issue 11): without a config.json there is no telling
+    # its layout, and the message says what to pass. A model with no projection at all: none.
     gpt2 = {f"h.{i}.attn.c_attn.weight": torch.randn(8, 24, generator=g) for i in range(2)}
-    for name in ("base", "tuned"):
-        (tmp_path / name).mkdir()
-        save_file(gpt2, str(tmp_path / name / "model.safetensors"))
-    code = cli_main(
-        ["internal", "--base", str(tmp_path / "base"), "--tuned", str(tmp_path / "tuned"),
-         "--modules", "all", "--out", str(tmp_path / "out")]
-    )  # fmt: skip
-    err = capsys.readouterr().err
-    assert code == 2 and "--modules all: none of q_proj" in err
+    bare = {f"h.{i}.mlp.fc_in.weight": torch.randn(8, 24, generator=g) for i in range(2)}
+    for kind, tensors, message in (
+        ("gpt2", gpt2, "'h.0.attn.c_attn' fuses query, key and value; splitting it needs"),
+        ("bare", bare, "--modules all: none of q_proj"),
+    ):
+        for name in ("base", "tuned"):
+            (tmp_path / kind / name).mkdir(parents=True)
+            save_file(tensors, str(tmp_path / kind / name / "model.safetensors"))
+        code = cli_main(
+            ["internal", "--base", str(tmp_path / kind / "base"), "--tuned",
+             str(tmp_path / kind / "tuned"), "--modules", "all", "--out", str(tmp_path / "out")]
+        )  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, err
+        assert not (tmp_path / "out").exists()
 
 
 def test_torch_device_path_matches_numpy(pair):

@@ -98,3 +98,44 @@ def test_gpu_matches_cpu():
     gpu = batched_profiles(torch.from_numpy(states).cuda(), [2] * 12)
     np.testing.assert_allclose(gpu, cpu, atol=1e-10, rtol=0)
     np.testing.assert_allclose(batched_profiles(states, [2] * 12, device="cuda"), cpu, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("shape", "dims", "order"),
+    [
+        ((16, 16), None, "sequential"),
+        ((16, 16), None, "interleaved"),
+        ((12, 12), None, "interleaved"),
+        ((8, 32), None, "sequential"),
+        ((32, 4), None, "sequential"),
+        ((6, 20), ([3, 2], [2, 5, 2]), "sequential"),
+        ((36, 36), ([6, 6], [4, 9]), "sequential"),
+        ((36, 36), ([6, 6], [4, 9]), "interleaved"),
+    ],
+)
+def test_matrix_profiles_equal_entanglement_profile_per_item(shape, dims, order):
+    from artent.entanglement.batched import batched_matrix_profiles
+
+    rng = np.random.default_rng(sum(shape))
+    mats = rng.standard_normal((4, *shape)) * rng.uniform(0.01, 100.0, size=(4, 1, 1))
+    mats[1] = np.outer(rng.standard_normal(shape[0]), rng.standard_normal(shape[1]))  # rank 1
+    mats[2] = np.tril(np.abs(mats[2]))  # causal-like
+    got = batched_matrix_profiles(mats, order=order, dims=dims)
+    want = np.array([entanglement_profile(m, dims=dims, order=order) for m in mats])
+    np.testing.assert_allclose(got, want, atol=1e-9, rtol=0)
+    complex_mats = torch.from_numpy(mats + 1j * rng.standard_normal((4, *shape)))
+    got = batched_matrix_profiles(complex_mats, order=order, dims=dims)
+    want = np.array([entanglement_profile(m.numpy(), dims=dims, order=order) for m in complex_mats])
+    np.testing.assert_allclose(got, want, atol=1e-9, rtol=0)
+
+
+def test_matrix_items_with_nan_inf_or_zeros_are_named():
+    from artent.entanglement.batched import batched_matrix_profiles
+
+    mats = np.ones((3, 4, 4))
+    mats[1, 2, 3] = np.inf
+    with pytest.raises(ValueError, match="matrices: batch item 1 contains NaN or Inf"):
+        batched_matrix_profiles(mats)
+    mats[1] = 0.0
+    with pytest.raises(ValueError, match="matrices: batch item 1 is all zeros"):
+        batched_matrix_profiles(mats)

@@ -40,7 +40,7 @@ def sink_shares(attn: Any) -> np.ndarray:
 def attention_sink(
     model: Any,
     tokenizer: Any,
-    texts: list[str],
+    texts: Any,
     *,
     seq_len: int,
     n_texts: int | None = None,
@@ -53,9 +53,10 @@ def attention_sink(
     Args:
         model: a transformers causal LM (or a PeftModel around one).
         tokenizer: its tokenizer.
-        texts: texts of at least ``seq_len`` tokens (their first ``seq_len`` tokens are used).
+        texts: the corpus (a :class:`~artent.data.corpus.Corpus` or a list of documents), cut
+            into windows by :func:`~artent.data.corpus.corpus_windows`.
         seq_len: tokens per window ``T``.
-        n_texts: windows to use (the first ones); ``None``: all.
+        n_texts: the most windows to use (the first ones); ``None``: all.
         batch_size: windows per forward pass.
         step, label: columns identifying the checkpoint.
 
@@ -66,17 +67,19 @@ def attention_sink(
     """
     import pandas as pd
 
-    from artent.analysis.external import tokenize_texts
-    from artent.models.attention import attention_maps
+    from artent.data.corpus import corpus_windows
+    from artent.models.attention import read_attention
 
-    ids = tokenize_texts(tokenizer, texts, seq_len, n_texts)
-    total, n = None, 0
+    ids = corpus_windows(tokenizer, texts, seq_len, n_texts).ids
+    total: dict[int, np.ndarray] = {}
+
+    def add(layer: int, weights) -> None:  # one layer's maps at a time: bounded memory
+        shares = sink_shares(weights[None])[0] * weights.shape[0]
+        total[layer] = total[layer] + shares if layer in total else shares
+
     for start in range(0, len(ids), batch_size):
-        chunk = ids[start : start + batch_size]
-        shares = sink_shares(attention_maps(model, chunk)) * len(chunk)
-        total = shares if total is None else total + shares
-        n += len(chunk)
-    share = total / n
+        read_attention(model, ids[start : start + batch_size], add)
+    share = np.stack([total[i] for i in range(len(total))]) / len(ids)
     uniform = float(np.mean(1.0 / np.arange(2, seq_len + 1)))
     layers, heads = np.meshgrid(np.arange(share.shape[0]), np.arange(share.shape[1]), indexing="ij")
     return pd.DataFrame(

@@ -6,9 +6,12 @@ and against the base):
 * internal contrast: mean ``|Delta S|`` between the internal profiles of the same (layer, module);
 * external contrast: mean ``|Delta S|`` between the attention profiles of the same (layer, head,
   encoding, order);
-* attention outputs: per-head context ``A V`` (the input of ``o_proj``) and each layer's output:
-  relative Frobenius distance ``||X_a - X_b|| / ||X_b||`` and cosine similarity of the flattened
-  tensors, averaged over layers; attention maps: mean Jensen-Shannon divergence of rows (nats);
+* attention outputs: per-head context ``A V`` (the input of the output projection: ``o_proj``,
+  GPT-2's ``c_proj``, NeoX's ``dense``, ...) and each layer's output: relative Frobenius distance
+  ``||X_a - X_b|| / ||X_b||`` and cosine similarity of the flattened tensors, averaged over
+  layers; attention maps: mean Jensen-Shannon divergence of rows (nats). For an architecture
+  whose output projection artent does not know, the context columns are NaN and one line says
+  "per-head context not available for ARCH"; the rest of the comparison runs;
 * the no-hair ratio = external contrast / internal contrast (small means "no hair").
 
 Against the base there is no update, so internal contrast and ratio are undefined (NaN) there.
@@ -16,9 +19,11 @@ Against the base there is no update, so internal contrast and ratio are undefine
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,8 +39,8 @@ class NoHairConfig:
     """Options of the no-hair comparison.
 
     Args:
-        seq_len: tokens per text fed to every model.
-        n_texts: texts used (the first ``n_texts`` of the file).
+        seq_len: tokens per window ``T`` fed to every model.
+        n_texts: the most windows of ``T`` tokens cut from the corpus (the first ones).
         modules: modules for the internal profiles.
         encodings: attention encodings for the external profiles.
         orders: site orders for the external profiles.
@@ -135,6 +140,8 @@ def _distances(a, b) -> tuple[float, float]:
     """Relative Frobenius distance (to ``b``) and cosine similarity, averaged over dim 0."""
     import torch
 
+    if a is None or b is None:
+        return float("nan"), float("nan")
     a, b = a.double().flatten(1), b.double().flatten(1)
     rel = (torch.linalg.vector_norm(a - b, dim=1) / torch.linalg.vector_norm(b, dim=1)).mean()
     cos = torch.nn.functional.cosine_similarity(a, b, dim=1).mean()
@@ -150,19 +157,41 @@ def _mean_abs_diff(x, y, keys: list[str]) -> float:
     return float((merged[f"{ENTROPY}_a"] - merged[f"{ENTROPY}_b"]).abs().mean())
 
 
-def run_nohair(specs: list[ModelSpec], texts: list[str], cfg: NoHairConfig):
-    """Measure every model on the same texts and compare them pairwise.
+def run_nohair(
+    specs: list[ModelSpec],
+    texts: Any,
+    cfg: NoHairConfig,
+    *,
+    notify: Callable[[str], None] | None = None,
+):
+    """Measure every model on the same windows of the corpus and compare them pairwise.
+
+    Args:
+        specs: the models (:func:`resolve_specs`).
+        texts: the corpus (a :class:`~artent.data.corpus.Corpus` or a list of documents).
+        cfg: :class:`NoHairConfig`.
+        notify: receives one-line notes (fewer windows than asked, no per-head context);
+            default ``warnings.warn``.
 
     Returns:
         ``{"pairs", "internal", "external"}`` DataFrames: one row per ordered pair ``(a, b)``
         (``b`` the reference), and the per-model profiles behind the contrasts.
     """
-    import pandas as pd
-    import torch
+    import warnings
 
-    from artent.analysis.external import ExternalConfig, run_external, tokenize_texts
+    import pandas as pd
+
+    from artent.analysis.external import ExternalConfig, run_external
+    from artent.data.corpus import corpus_windows
     from artent.models.attention import attention_outputs
     from artent.models.loading import load_for_forward
+
+    said: set[str] = set()
+
+    def note(message: str) -> None:
+        if message not in said:
+            said.add(message)
+            (notify or (lambda m: warnings.warn(m, stacklevel=3)))(message)
 
     ext_cfg = ExternalConfig(
         seq_len=cfg.seq_len,
@@ -183,10 +212,13 @@ def run_nohair(specs: list[ModelSpec], texts: list[str], cfg: NoHairConfig):
             adapter=spec.path if spec.kind == "adapter" else None,
             allow_pickle=cfg.allow_pickle,
         )
-        ids = tokenize_texts(tok, texts, cfg.seq_len, cfg.n_texts)
-        with torch.no_grad():
-            outs = attention_outputs(model, ids, return_attention=True)
-        ext = run_external(model, tok, texts, ext_cfg, label=spec.label)["external"]
+        windows = corpus_windows(tok, texts, cfg.seq_len, cfg.n_texts)
+        if windows.note is not None:
+            note(windows.note)
+        outs = attention_outputs(model, windows.ids, return_attention=True)
+        if outs["context"] is None:
+            note(outs["context_note"])
+        ext = run_external(model, tok, windows, ext_cfg, label=spec.label)["external"]
         src = spec.internal_source()
         internal = run_internal([src], int_cfg, progress=False)[0] if src else None
         measured[spec.label] = dict(outputs=outs, external=ext, internal=internal)

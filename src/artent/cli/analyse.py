@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from artent.cli.app import Opt, UserError, app, console
+from artent.cli.app import Opt, UserError, app, console, err_console
 
 
 @app.command()
@@ -86,20 +86,35 @@ def internal(
     console.print(f"results in {out}/ (internal.parquet, internal_summary.parquet, internal.png)")
 
 
+def _note_once():
+    """A printer of one-line notes (fewer windows than asked...) that says each once."""
+    said: set[str] = set()
+
+    def note(message: str) -> None:
+        if message not in said:
+            said.add(message)
+            err_console.print(message, highlight=False, soft_wrap=True)
+
+    return note
+
+
+TEXTS_HELP = "corpus: .txt (paragraphs), .jsonl / .parquet ('text'), or a folder of them"
+
+
 @app.command()
 def external(
     out: Annotated[Path, Opt(help="output folder")],
-    texts: Annotated[
-        Path, Opt(help="texts: one per line (.txt) or {'text': ...} per line (.jsonl)")
-    ],
+    texts: Annotated[Path, Opt(help=TEXTS_HELP)],
     model: Annotated[str | None, Opt(help="'tiny', a model folder or a hub name")] = None,
     adapter: Annotated[str | None, Opt(help="a PEFT adapter folder on --model")] = None,
     run: Annotated[list[str] | None, Opt(help="artent run folder(s): every checkpoint")] = None,
-    seq_len: Annotated[int, Opt(help="tokens per text (T)")] = 64,
-    n_texts: Annotated[int, Opt(help="texts used")] = 8,
+    seq_len: Annotated[int, Opt(help="tokens per window (T)")] = 64,
+    n_texts: Annotated[int, Opt(help="most windows of T tokens cut from the corpus")] = 8,
     encodings: Annotated[str, Opt(help="amplitude,born")] = "amplitude,born",
     orders: Annotated[str, Opt(help="sequential,interleaved")] = "sequential,interleaved",
-    device: Annotated[str | None, Opt(help="torch device for the eigen-solves")] = None,
+    device: Annotated[
+        str, Opt(help="torch device of the model and eigen-solves (auto: the GPU if present)")
+    ] = "auto",
     allow_pickle: Annotated[bool, Opt("--allow-pickle", help="read pickle checkpoints")] = False,
 ) -> None:
     """Entanglement profiles of attention matrices, their Cardy fits and the random baseline."""
@@ -119,6 +134,7 @@ def external(
             allow_pickle=allow_pickle,
             out=out,
             progress=True,
+            notify=_note_once(),
         ).tables()
     except ValueError as e:
         raise UserError(str(e)) from None
@@ -152,11 +168,11 @@ def external(
 @app.command()
 def nohair(
     models: Annotated[list[str], typer.Argument(help="run folders, adapter or model folders")],
-    texts: Annotated[Path, Opt(help="texts: one per line (.txt) or .jsonl with 'text'")],
+    texts: Annotated[Path, Opt(help=TEXTS_HELP)],
     out: Annotated[Path, Opt(help="output folder")],
     base: Annotated[str | None, Opt(help="base model, for adapter or model folders")] = None,
-    seq_len: Annotated[int, Opt(help="tokens per text")] = 64,
-    n_texts: Annotated[int, Opt(help="texts used")] = 8,
+    seq_len: Annotated[int, Opt(help="tokens per window (T)")] = 64,
+    n_texts: Annotated[int, Opt(help="most windows of T tokens cut from the corpus")] = 8,
     modules: Annotated[str, Opt(help="modules of the internal profiles")] = "q_proj,v_proj",
     device: Annotated[str | None, Opt(help="torch device for the profiles")] = None,
     allow_pickle: Annotated[bool, Opt("--allow-pickle", help="read pickle checkpoints")] = False,
@@ -175,6 +191,7 @@ def nohair(
             device=device,
             allow_pickle=allow_pickle,
             out=out,
+            notify=_note_once(),
         ).pairs
     except ValueError as e:
         raise UserError(str(e)) from None

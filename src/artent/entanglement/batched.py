@@ -18,10 +18,16 @@ from typing import Any
 
 import numpy as np
 
+from artent.entanglement.backend import SAFE_RANGE
 from artent.entanglement.profile import _check_renyi, _log_base
-from artent.entanglement.sites import check_dims
+from artent.entanglement.sites import check_dims, matrix_layout
 
-__all__ = ["batched_profiles", "batched_spectra"]
+__all__ = [
+    "batched_matrix_profiles",
+    "batched_matrix_spectra",
+    "batched_profiles",
+    "batched_spectra",
+]
 
 
 def _as_batch(states: Any, dims: Sequence[int], device: Any):
@@ -44,19 +50,34 @@ def _as_batch(states: Any, dims: Sequence[int], device: Any):
     x = x.reshape(x.shape[0], -1)
     if x.shape[0] == 0:
         raise ValueError("states: the batch is empty")
-    finite = torch.isfinite(x).all(dim=1)
-    if not bool(finite.all()):
-        bad = int(torch.nonzero(~finite)[0, 0])
-        raise ValueError(f"states: batch item {bad} contains NaN or Inf values")
-    peaks = x.abs().amax(dim=1)
+    x = _checked(x, "states", "state")
+    # No normalisation: the profile is scale-free and every spectrum is normalised to sum one.
+    return x, dims
+
+
+def _checked(x, what: str, item: str):
+    """Refuse items holding NaN or Inf, and zero items, naming the first (batch on dim 0); items
+    whose largest entry lies outside :data:`~artent.entanglement.backend.SAFE_RANGE` come back
+    divided by it, so that squaring them neither overflows (1e300) nor underflows (1e-300): the
+    profile is scale-free, and exact for any finite input."""
+    import torch
+
+    # one reduction; NaN propagates through amax, Inf shows as Inf
+    peaks = x.reshape(x.shape[0], -1).abs().amax(dim=1)
+    bad = ~torch.isfinite(peaks)
+    if bool(bad.any()):
+        first = int(torch.nonzero(bad)[0, 0])
+        raise ValueError(f"{what}: batch item {first} contains NaN or Inf values")
     if not bool((peaks > 0).all()):
-        bad = int(torch.nonzero(peaks == 0)[0, 0])
-        raise ValueError(f"states: batch item {bad} is all zeros: a zero state has no entanglement")
-    # Each state by its own Frobenius norm: the profile is scale-free, so this only fixes units.
-    # Divided by its largest entry first, so that the squares of entries near 1e300 (or 1e-300)
-    # neither overflow nor underflow before the norm is taken.
-    x = x / peaks[:, None]
-    return x / torch.linalg.vector_norm(x, dim=1)[:, None], dims
+        first = int(torch.nonzero(peaks == 0)[0, 0])
+        raise ValueError(
+            f"{what}: batch item {first} is all zeros: a zero {item} has no entanglement"
+        )
+    far = (peaks < SAFE_RANGE[0]) | (peaks > SAFE_RANGE[1])
+    if not bool(far.any()):
+        return x
+    scale = torch.where(far, peaks, torch.ones_like(peaks)).reshape(-1, *[1] * (x.ndim - 1))
+    return x / scale
 
 
 def _clean(ev):
@@ -105,6 +126,142 @@ def batched_spectra(states: Any, dims: Sequence[int], *, device: Any = None) -> 
                 sigma = torch.einsum("baiaj->bij", sigma.reshape(batch, d, keep, d, keep))
             spectra[l - 1] = _clean(torch.linalg.eigvalsh(sigma))
     return spectra
+
+
+def _split(x, rows: Sequence[int], cols: Sequence[int], p: int, q: int):
+    """``[b, m, n]`` matrices as ``[b, left, right]``: left = (first ``p`` row sites, first ``q``
+    column sites), right = the rest, each side row-major in (rows, columns)."""
+    b = x.shape[0]
+    rp, rr, cq, cr = prod(rows[:p]), prod(rows[p:]), prod(cols[:q]), prod(cols[q:])
+    x = x.reshape(b, rp, rr, cq, cr)
+    if rr > 1 and cq > 1:  # only then is there anything to move
+        x = x.permute(0, 1, 3, 2, 4)
+    return x.reshape(b, rp * cq, rr * cr)
+
+
+def _trace_site(rho, outer: int, d: int, inner: int):
+    """Partial trace of ``[b, k, k]`` (index = (outer, d, inner), row-major) over the ``d`` site."""
+    import torch
+
+    b = rho.shape[0]
+    rho = rho.reshape(b, outer, d, inner, outer, d, inner)
+    return torch.einsum("xiajkal->xijkl", rho).reshape(b, outer * inner, outer * inner)
+
+
+def batched_matrix_spectra(
+    mats: Any,
+    *,
+    order: str = "sequential",
+    dims: tuple[Sequence[int], Sequence[int]] | None = None,
+    device: Any = None,
+) -> list:
+    """:func:`batched_spectra` of a batch of matrices in their site order, without permuting sites.
+
+    A matrix's chain in either order (METHOD.md section 1) puts, left of each bond, the first
+    ``p`` row sites and the first ``q`` column sites. Only the *set* of sites on each side sets a
+    bond's spectrum, not their order, so each side's Gram matrix is taken with its index grouped
+    as (rows, columns): one 4-axis permutation of the matrix per side, instead of the
+    ``2N``-axis permutation that writes the interleaved state out, and then partial traces over
+    one site at a time, exactly as :func:`batched_spectra` does.
+
+    Args:
+        mats: ``[batch, m, n]`` numpy array or torch tensor (float or complex; any scale).
+        order: ``"sequential"`` or ``"interleaved"``.
+        dims: ``(row_dims, col_dims)``; ``None`` splits each side into prime factors.
+        device: torch device to compute on; ``None`` keeps a tensor's own device.
+
+    Returns:
+        ``N - 1`` float64 tensors ``[batch, k_l]``: the squared Schmidt values of each bond.
+
+    Raises:
+        ValueError: not a batch of matrices, an item with NaN or Inf or all zeros (named), bad
+            dims or order.
+    """
+    import torch
+
+    if not isinstance(mats, torch.Tensor):
+        mats = torch.as_tensor(np.asarray(mats))
+    if mats.ndim != 3 or mats.shape[0] == 0:
+        raise ValueError(
+            f"matrices: expected a non-empty batch [batch, m, n], got shape {tuple(mats.shape)}"
+        )
+    device = mats.device if device is None else torch.device(device)
+    dtype = torch.complex128 if mats.is_complex() else torch.float64
+    x = mats.detach().to(device=device, dtype=dtype)
+    x = _checked(x, "matrices", "matrix")
+    layout = matrix_layout((x.shape[1], x.shape[2]), dims, order)
+    rows, cols = layout.row_dims, layout.col_dims
+    a, n = len(rows), layout.n_sites
+    if n < 2:
+        raise ValueError(f"matrices: the chain {layout.dims} has {n} site(s); a profile needs 2")
+    # (row sites, column sites) left of each bond l = 1 .. n - 1
+    if order == "sequential":
+        blocks = [(min(l, a), max(0, l - a)) for l in range(1, n)]
+    else:
+        blocks = [((l + 1) // 2, l // 2) for l in range(1, n)]
+    total = x.shape[1] * x.shape[2]
+    left = [prod(rows[:p]) * prod(cols[:q]) for p, q in blocks]
+    left_bonds = [l for l in range(1, n) if left[l - 1] ** 2 <= total]
+    right_bonds = [l for l in range(1, n) if left[l - 1] ** 2 > total]
+    spectra: list = [None] * (n - 1)
+    if left_bonds:
+        c = left_bonds[-1]
+        p, q = blocks[c - 1]
+        xs = _split(x, rows, cols, p, q)
+        rho = xs @ xs.mH
+        for l in range(c, 0, -1):
+            if l < c:  # drop the site bond l + 1 has on its left and bond l has not
+                p_new, q_new = blocks[l - 1]
+                if p_new < p:  # the last row site
+                    rho = _trace_site(rho, prod(rows[:p_new]), rows[p_new], prod(cols[:q]))
+                else:  # the last column site
+                    rho = _trace_site(rho, prod(rows[:p]) * prod(cols[:q_new]), cols[q_new], 1)
+                p, q = p_new, q_new
+            spectra[l - 1] = _clean(torch.linalg.eigvalsh(rho))
+    if right_bonds:
+        c = right_bonds[0]
+        p, q = blocks[c - 1]
+        xs = _split(x, rows, cols, p, q)
+        sigma = xs.mH @ xs
+        for l in range(c, n):
+            if l > c:  # drop the site bond l - 1 has on its right and bond l has not
+                p_new, q_new = blocks[l - 1]
+                if p_new > p:  # the first remaining row site
+                    sigma = _trace_site(sigma, 1, rows[p], prod(rows[p + 1 :]) * prod(cols[q:]))
+                else:  # the first remaining column site
+                    sigma = _trace_site(sigma, prod(rows[p:]), cols[q], prod(cols[q + 1 :]))
+                p, q = p_new, q_new
+            spectra[l - 1] = _clean(torch.linalg.eigvalsh(sigma))
+    return spectra
+
+
+def batched_matrix_profiles(
+    mats: Any,
+    *,
+    order: str = "sequential",
+    dims: tuple[Sequence[int], Sequence[int]] | None = None,
+    renyi: float = 1.0,
+    base: str | int = "e",
+    device: Any = None,
+) -> np.ndarray:
+    """Exact profiles of a batch of matrices (the batched ``entanglement_profile(m, order=...)``).
+
+    Item ``b`` equals ``entanglement_profile(mats[b], dims=dims, order=order)`` (to about
+    ``1e-12`` nats); see :func:`batched_matrix_spectra` for how, and :func:`batched_profiles` for
+    ``renyi`` and ``base``.
+
+    Returns:
+        float64 array ``(batch, N - 1)``.
+    """
+    import torch
+
+    alpha = _check_renyi(renyi)
+    bits = _log_base(base) == 2
+    spectra = batched_matrix_spectra(mats, order=order, dims=dims, device=device)
+    out = torch.stack([_entropies(p, alpha) for p in spectra], dim=1)
+    if bits:
+        out = out / log(2)
+    return out.cpu().numpy()
 
 
 def _entropies(p, alpha: float):

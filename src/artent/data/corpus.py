@@ -1,0 +1,262 @@
+"""Text corpora for the attention analyses, read the way language-model evaluation reads them.
+
+A corpus is a ``.txt``, ``.jsonl`` or ``.parquet`` file, or a folder of them (searched
+recursively, files in sorted path order). Its *documents* are:
+
+* ``.txt``: the paragraphs of the file, separated by one or more blank lines (a file without
+  blank lines is one document; line breaks inside a paragraph are kept);
+* ``.jsonl``: the ``text`` field of every non-empty line (a JSON object);
+* ``.parquet``: the ``text`` column, read in record batches.
+
+:func:`corpus_windows` tokenises the documents (no special tokens inside a document), joins them
+into one token stream with the tokenizer's separator between documents, starts the stream with the
+tokenizer's BOS (or CLS) token where it has one, and cuts the stream into non-overlapping windows of
+``T`` tokens (the tail shorter than ``T`` is dropped). The separator is the tokenizer's ``sep``
+token where it defines one (BERT's ``[SEP]``), else its EOS token (GPT-2's ``<|endoftext|>``,
+LLaMA's ``</s>``), else its BOS token. Only as many documents are read and tokenised as the
+requested windows need, so a large corpus costs what its first windows cost.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CORPUS_SUFFIXES",
+    "Corpus",
+    "CorpusWindows",
+    "corpus_windows",
+    "read_corpus",
+    "stream_tokens",
+]
+
+CORPUS_SUFFIXES = (".txt", ".jsonl", ".parquet")
+_BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*\n")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Documents to read attention on: files on disk, or texts already in memory.
+
+    Build it with :func:`read_corpus` (a path) or :meth:`from_texts` (a list of strings).
+
+    Attributes:
+        source: what error messages name (the path, or ``"texts"``).
+        files: the corpus files in reading order (empty for texts in memory).
+        texts: the documents given in memory (``None`` for files).
+    """
+
+    source: str
+    files: tuple[Path, ...] = ()
+    texts: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str], source: str = "texts") -> Corpus:
+        """A corpus of the given documents (each string one document)."""
+        if isinstance(texts, str):
+            raise ValueError(f"{source}: expected a list of documents, got one string")
+        docs = tuple(texts)
+        if not docs or not all(isinstance(t, str) for t in docs):
+            raise ValueError(f"{source}: expected a non-empty list of strings")
+        return cls(source, (), docs)
+
+    def documents(self) -> Iterator[str]:
+        """Every document, in order, read lazily (a file is opened when its turn comes).
+
+        Raises:
+            ValueError: a ``.jsonl`` line that is not a JSON object with a string ``text`` (named
+                by file and line), a ``.parquet`` file without a string ``text`` column.
+        """
+        if self.texts is not None:
+            yield from self.texts
+            return
+        for path in self.files:
+            if path.suffix == ".txt":
+                yield from _txt_documents(path)
+            elif path.suffix == ".jsonl":
+                yield from _jsonl_documents(path)
+            else:
+                yield from _parquet_documents(path)
+
+
+def read_corpus(path: str | Path) -> Corpus:
+    """The corpus at ``path``: a ``.txt``, ``.jsonl`` or ``.parquet`` file, or a folder of them.
+
+    Only the file names are checked here; the contents are read by :meth:`Corpus.documents`.
+
+    Raises:
+        ValueError: no such path, another suffix, or a folder holding no corpus file.
+    """
+    p = Path(path).expanduser()
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in CORPUS_SUFFIXES)
+        if not files:
+            raise ValueError(f"texts {p}: the folder holds no {', '.join(CORPUS_SUFFIXES)} file")
+        return Corpus(str(p), tuple(files))
+    if not p.is_file():
+        raise ValueError(f"texts {p}: no such file or folder")
+    if p.suffix not in CORPUS_SUFFIXES:
+        raise ValueError(
+            f"texts {p}: expected a {', '.join(CORPUS_SUFFIXES)} file or a folder of them, "
+            f"got '{p.suffix or p.name}'"
+        )
+    return Corpus(str(p), (p,))
+
+
+def _txt_documents(path: Path) -> Iterator[str]:
+    text = _read_text(path)
+    for paragraph in _BLANK_LINES.split(text.replace("\r\n", "\n")):
+        if paragraph.strip():
+            yield paragraph.strip()
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"texts {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def _jsonl_documents(path: Path) -> Iterator[str]:
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise ValueError(f"texts {path}: line {number} is not valid JSON") from None
+        text = record.get("text") if isinstance(record, dict) else None
+        if not isinstance(text, str):
+            raise ValueError(f"texts {path}: line {number} has no string 'text' field")
+        if text.strip():
+            yield text
+
+
+def _parquet_documents(path: Path) -> Iterator[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises several types for a file that is not Parquet
+        raise ValueError(f"texts {path}: not a readable Parquet file ({e})") from None
+    field = next((f for f in table.schema_arrow if f.name == "text"), None)
+    if field is None:
+        raise ValueError(f"texts {path}: no 'text' column")
+    if str(field.type) not in ("string", "large_string", "string_view"):
+        raise ValueError(f"texts {path}: column 'text' holds {field.type}, not strings")
+    for batch in table.iter_batches(columns=["text"], batch_size=256):
+        for text in batch.column(0).to_pylist():
+            if text is not None and text.strip():
+                yield text
+
+
+@dataclass
+class CorpusWindows:
+    """Token windows cut from a corpus.
+
+    Attributes:
+        ids: ``[windows, T]`` ``torch.long`` token ids.
+        seq_len: ``T``.
+        n_tokens: tokens read from the corpus (all of it when ``exhausted``).
+        exhausted: the whole corpus was read (fewer windows than asked, or just enough).
+        requested: the number of windows asked for (``None``: as many as the corpus gives).
+        source: the corpus's name.
+    """
+
+    ids: Any
+    seq_len: int
+    n_tokens: int
+    exhausted: bool
+    requested: int | None
+    source: str
+
+    @property
+    def n_windows(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def note(self) -> str | None:
+        """One line saying that fewer windows than asked were found; ``None`` otherwise."""
+        if self.requested is None or self.n_windows >= self.requested:
+            return None
+        return (
+            f"texts {self.source}: {self.n_tokens} tokens make {self.n_windows} window(s) of "
+            f"{self.seq_len} tokens, fewer than --n-texts {self.requested}; using "
+            f"{self.n_windows}"
+        )
+
+
+def _special_id(tokenizer: Any, *names: str) -> int | None:
+    for name in names:
+        value = getattr(tokenizer, f"{name}_token_id", None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def stream_tokens(tokenizer: Any, documents: Iterable[str]) -> Iterator[list[int]]:
+    """The corpus's token stream, in pieces: the start token, then each document and separator.
+
+    The stream is ``[BOS or CLS] doc_1 [SEP] doc_2 [SEP] ... doc_n``, each document tokenised
+    without special tokens (see the module docstring for the separator).
+    """
+    start = _special_id(tokenizer, "bos", "cls")
+    separator = _special_id(tokenizer, "sep", "eos", "bos")
+    if start is not None:
+        yield [start]
+    for i, doc in enumerate(documents):
+        if i and separator is not None:
+            yield [separator]
+        yield list(tokenizer(doc, add_special_tokens=False, verbose=False)["input_ids"])
+
+
+def corpus_windows(
+    tokenizer: Any,
+    corpus: Corpus | Iterable[str],
+    seq_len: int,
+    max_windows: int | None = None,
+) -> CorpusWindows:
+    """Non-overlapping windows of ``seq_len`` tokens from the corpus's token stream.
+
+    Args:
+        tokenizer: a transformers tokenizer (``tokenizer(text)["input_ids"]``).
+        corpus: a :class:`Corpus`, or a list of documents.
+        seq_len: tokens per window ``T``.
+        max_windows: at most this many windows (the first ones); ``None`` for all.
+
+    Returns:
+        :class:`CorpusWindows`; its ``note`` is set when fewer than ``max_windows`` were found.
+
+    Raises:
+        ValueError: the corpus has fewer than ``seq_len`` tokens (its token count is named), or
+            a document that cannot be read.
+    """
+    import torch
+
+    if not isinstance(corpus, Corpus):
+        corpus = Corpus.from_texts(corpus)
+    if seq_len < 1:
+        raise ValueError(f"--seq-len: expected a positive integer, got {seq_len!r}")
+    needed = None if max_windows is None else max_windows * seq_len
+    tokens: list[int] = []
+    exhausted = True
+    for piece in stream_tokens(tokenizer, corpus.documents()):
+        tokens += piece
+        if needed is not None and len(tokens) >= needed:
+            exhausted = False
+            break
+    n_windows = len(tokens) // seq_len
+    if max_windows is not None:
+        n_windows = min(n_windows, max_windows)
+    if n_windows == 0:
+        raise ValueError(
+            f"texts {corpus.source}: the corpus has {len(tokens)} tokens, fewer than one window "
+            f"of --seq-len {seq_len}"
+        )
+    ids = torch.tensor(tokens[: n_windows * seq_len], dtype=torch.long).reshape(n_windows, -1)
+    return CorpusWindows(ids, seq_len, len(tokens), exhausted, max_windows, corpus.source)

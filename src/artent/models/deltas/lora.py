@@ -1,0 +1,109 @@
+"""Readers of the LoRA family's updates: LoRA, rsLoRA, DoRA, AdaLoRA and VeRA (peft 0.21).
+
+Each kind has ``shape(adapter, name, parts) -> (rows, cols)`` and ``build(adapter, name, parts)
+-> (update, rank, kind, is_zero)``; ``adapter`` is the
+:class:`~artent.models.deltas.adapter.SavedAdapter`, ``parts`` the module's tensor keys.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from artent.entanglement.profile import LowRank
+from artent.models.checkpoints import CheckpointError
+from artent.models.deltas.common import is_zero_product, output_dtype
+from artent.models.deltas.patterns import pattern_value
+
+
+def lora_scale(ad, name: str, r: int) -> float:
+    alpha = pattern_value(ad.config.get("alpha_pattern"), name, ad.config.get("lora_alpha", 8))
+    return alpha / math.sqrt(r) if ad.config.get("use_rslora") else alpha / r
+
+
+def lora_shape(ad, name, parts):
+    ad.need(name, parts, "lora_A.weight", "lora_B.weight")
+    return ad.shape(parts, "lora_B.weight")[0], ad.shape(parts, "lora_A.weight")[1]
+
+
+def lora_build(ad, name, parts):
+    A, B = ad.get(parts["lora_A.weight"]), ad.get(parts["lora_B.weight"])
+    r = A.shape[0]
+    scale = lora_scale(ad, name, r)
+    if not ad.config.get("use_dora"):
+        update = LowRank(B, A, scale)
+        kind = "rslora" if ad.config.get("use_rslora") else "lora"
+        return update, r, kind, scale == 0 or is_zero_product(B, A)
+    # DoRA (peft lora/variants.py, DoraLinearVariant.merge_*): the merged weight is
+    # m / ||W + s B A||_row * (W + s B A), the norm taken over each output row (dim=1 of the
+    # (out, in) weight); the update is that minus W. Done in float64: the subtraction cancels.
+    magnitude_key = parts.get("lora_magnitude_vector") or parts.get("lora_magnitude_vector.weight")
+    if magnitude_key is None:
+        raise CheckpointError(f"adapter {ad.path}: DoRA module '{name}' has no magnitude vector")
+    W = ad.base_weight(name)
+    magnitude = ad.get(magnitude_key).double().reshape(-1)
+    V = W.double() + scale * (B.double() @ A.double())
+    factor = magnitude / torch.linalg.vector_norm(V, dim=1)
+    delta = (factor[:, None] * V - W.double()).to(output_dtype(W, A, B))
+    # At step 0 (B = 0) peft's merge gives W back exactly (m was set to ||W||_row by the same
+    # arithmetic); our float64 norm differs from that in the last bits of the stored dtype.
+    low = min(torch.finfo(ad.ckpt.dtype(magnitude_key) or torch.float32).eps,
+              torch.finfo(ad.base.dtype(name + ".weight") or torch.float32).eps)  # fmt: skip
+    if is_zero_product(B, A) and float((factor - 1).abs().max()) <= 4 * low:
+        delta = torch.zeros_like(delta)
+    return delta, r, "dora", not delta.any()
+
+
+def adalora_shape(ad, name, parts):
+    ad.need(name, parts, "lora_A", "lora_B", "lora_E")
+    return ad.shape(parts, "lora_B")[0], ad.shape(parts, "lora_A")[1]
+
+
+def adalora_build(ad, name, parts):
+    # peft adalora/layer.py: B @ (A * E) * scaling / (ranknum + 1e-5). ranknum is not saved: it is
+    # init_r at creation and is carried over when rank_pattern prunes the rows, and scaling is
+    # lora_alpha, or the (pruned) rank where lora_alpha <= 0.
+    A, B, E = (ad.get(parts[p]) for p in ("lora_A", "lora_B", "lora_E"))
+    r = A.shape[0]
+    if r == 0:  # every triplet pruned away by rank_pattern: no update
+        return torch.zeros(B.shape[0], A.shape[1], dtype=output_dtype(A, B)), 0, "adalora", True
+    alpha = ad.config.get("lora_alpha", 8)
+    scaling = alpha if alpha > 0 else float(r)
+    ranknum = float(ad.config.get("init_r", r))
+    scale = scaling / (ranknum + 1e-5)
+    A_scaled = A * E.reshape(-1, 1)
+    return LowRank(B, A_scaled, scale), r, "adalora", scale == 0 or is_zero_product(B, A_scaled)
+
+
+def vera_shape(ad, name, parts):
+    ad.need(name, parts, "vera_lambda_b", "vera_lambda_d")
+    for shared in ("vera_A", "vera_B"):
+        if shared not in ad.shared:
+            raise ValueError(
+                f"adapter {ad.path}: VeRA saved without its projection {shared} "
+                f"(save_projection=False); save it with save_projection=True"
+            )
+    # The shared projections are sliced to each module's in_features, which only the base knows.
+    rows, cols = ad.base_shape(name)
+    if ad.shape(parts, "vera_lambda_b")[0] != rows:
+        raise ValueError(
+            f"adapter {ad.path}: module '{name}' has {ad.shape(parts, 'vera_lambda_b')[0]} "
+            f"outputs but the base {ad.base.path} has shape {(rows, cols)}"
+        )
+    return rows, cols
+
+
+def vera_build(ad, name, parts):
+    # peft vera/layer.py: (lambda_b * vera_B[:out]) @ (lambda_d * vera_A[:, :in]).
+    rows, cols = ad.base_shape(name)
+    vera_A, vera_B = ad.get(ad.shared["vera_A"]), ad.get(ad.shared["vera_B"])
+    if vera_A.shape[1] < cols or vera_B.shape[0] < rows:
+        raise ValueError(
+            f"adapter {ad.path}: VeRA projections {tuple(vera_B.shape)}, {tuple(vera_A.shape)} "
+            f"are too small for module '{name}' of shape {(rows, cols)}"
+        )
+    lam_b, lam_d = ad.get(parts["vera_lambda_b"]), ad.get(parts["vera_lambda_d"])
+    B = lam_b.reshape(-1, 1) * vera_B[:rows]
+    A = lam_d.reshape(-1, 1) * vera_A[:, :cols]
+    return LowRank(B, A, 1.0), A.shape[0], "vera", is_zero_product(B, A)
