@@ -83,13 +83,13 @@ def test_windows_are_cut_from_the_joined_stream(tokenizer, texts, ids):
     every = corpus_windows(tokenizer, texts, SEQ, 5)  # the corpus has 4 windows
     assert every.ids.shape == (4, SEQ) and torch.equal(every.ids[:3], ids)
     assert every.note == (
-        "texts texts: 68 tokens make 4 window(s) of 16 tokens, fewer than --n-texts 5; using 4"
+        "--texts texts: 68 tokens make 4 window(s) of 16 tokens, fewer than --n-texts 5; using 4"
     )
 
 
 def test_corpus_shorter_than_a_window_is_an_error_with_its_token_count(model, tokenizer, cfg):
     with pytest.raises(
-        ValueError, match=r"^texts texts: the corpus has 4 tokens, fewer than one window of "
+        ValueError, match=r"^--texts texts: the corpus has 4 tokens, fewer than one window of "
     ):
         run_external(model, tokenizer, ["w1 w2 w3"], cfg)
 

@@ -66,7 +66,7 @@ def test_fewer_windows_than_asked_and_none_at_all(tmp_path):
     got = corpus_windows(WordTokenizer(bos=1, eos=2), read_corpus(path), 3, max_windows=5)
     assert got.n_windows == 2 and got.exhausted
     assert got.note == (
-        f"texts {path}: 7 tokens make 2 window(s) of 3 tokens, fewer than --n-texts 5; using 2"
+        f"--texts {path}: 7 tokens make 2 window(s) of 3 tokens, fewer than --n-texts 5; using 2"
     )
     with pytest.raises(
         ValueError,

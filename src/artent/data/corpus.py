@@ -96,13 +96,13 @@ def read_corpus(path: str | Path) -> Corpus:
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in CORPUS_SUFFIXES)
         if not files:
-            raise ValueError(f"texts {p}: the folder holds no {', '.join(CORPUS_SUFFIXES)} file")
+            raise ValueError(f"--texts {p}: the folder holds no {', '.join(CORPUS_SUFFIXES)} file")
         return Corpus(str(p), tuple(files))
     if not p.is_file():
-        raise ValueError(f"texts {p}: no such file or folder")
+        raise ValueError(f"--texts {p}: no such file or folder")
     if p.suffix not in CORPUS_SUFFIXES:
         raise ValueError(
-            f"texts {p}: expected a {', '.join(CORPUS_SUFFIXES)} file or a folder of them, "
+            f"--texts {p}: expected a {', '.join(CORPUS_SUFFIXES)} file or a folder of them, "
             f"got '{p.suffix or p.name}'"
         )
     return Corpus(str(p), (p,))
@@ -119,7 +119,7 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"texts {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise ValueError(f"--texts {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 def _jsonl_documents(path: Path) -> Iterator[str]:
@@ -129,10 +129,10 @@ def _jsonl_documents(path: Path) -> Iterator[str]:
         try:
             record = json.loads(line)
         except ValueError:
-            raise ValueError(f"texts {path}: line {number} is not valid JSON") from None
+            raise ValueError(f"--texts {path}: line {number} is not valid JSON") from None
         text = record.get("text") if isinstance(record, dict) else None
         if not isinstance(text, str):
-            raise ValueError(f"texts {path}: line {number} has no string 'text' field")
+            raise ValueError(f"--texts {path}: line {number} has no string 'text' field")
         if text.strip():
             yield text
 
@@ -143,12 +143,12 @@ def _parquet_documents(path: Path) -> Iterator[str]:
     try:
         table = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several types for a file that is not Parquet
-        raise ValueError(f"texts {path}: not a readable Parquet file ({e})") from None
+        raise ValueError(f"--texts {path}: not a readable Parquet file ({e})") from None
     field = next((f for f in table.schema_arrow if f.name == "text"), None)
     if field is None:
-        raise ValueError(f"texts {path}: no 'text' column")
+        raise ValueError(f"--texts {path}: no 'text' column")
     if str(field.type) not in ("string", "large_string", "string_view"):
-        raise ValueError(f"texts {path}: column 'text' holds {field.type}, not strings")
+        raise ValueError(f"--texts {path}: column 'text' holds {field.type}, not strings")
     for batch in table.iter_batches(columns=["text"], batch_size=256):
         for text in batch.column(0).to_pylist():
             if text is not None and text.strip():
@@ -185,7 +185,7 @@ class CorpusWindows:
         if self.requested is None or self.n_windows >= self.requested:
             return None
         return (
-            f"texts {self.source}: {self.n_tokens} tokens make {self.n_windows} window(s) of "
+            f"--texts {self.source}: {self.n_tokens} tokens make {self.n_windows} window(s) of "
             f"{self.seq_len} tokens, fewer than --n-texts {self.requested}; using "
             f"{self.n_windows}"
         )
@@ -255,7 +255,7 @@ def corpus_windows(
         n_windows = min(n_windows, max_windows)
     if n_windows == 0:
         raise ValueError(
-            f"texts {corpus.source}: the corpus has {len(tokens)} tokens, fewer than one window "
+            f"--texts {corpus.source}: the corpus has {len(tokens)} tokens, fewer than one window "
             f"of --seq-len {seq_len}"
         )
     ids = torch.tensor(tokens[: n_windows * seq_len], dtype=torch.long).reshape(n_windows, -1)
