@@ -118,7 +118,7 @@ def test_binary_texts_and_data(artent, small_tiny, lora_adapter, tmp_path):
         ["external", "--model", small_tiny, "--texts", texts, "--out", tmp_path / "e"],
         ["nohair", lora_adapter, "--base", small_tiny, "--texts", texts, "--out", tmp_path / "n"],
     ):
-        one_line_error(artent(*args), f"--texts {texts}", "UTF-8")
+        one_line_error(artent(*args), str(texts), "UTF-8")
     for name in ("data.jsonl", "data.json"):
         data = tmp_path / name
         data.write_bytes(bytes(range(128, 256)) * 4)
