@@ -34,9 +34,8 @@ SMOLLM2_CONFIG = dict(
 )
 
 
-def smollm2_shapes(layers: int = 30) -> dict[str, tuple[int, int]]:
-    """``{key: (out, in)}`` of every projection of SmolLM2-135M's first ``layers`` layers."""
-    h, kv, inter = 576, 3 * 64, 1536
+def _llama_shapes(h: int, kv: int, inter: int, layers: int) -> dict[str, tuple[int, int]]:
+    """``{key: (out, in)}`` of a LLaMA model's seven projections in ``layers`` layers."""
     per_layer = {
         "self_attn.q_proj": (h, h),
         "self_attn.k_proj": (kv, h),
@@ -51,25 +50,16 @@ def smollm2_shapes(layers: int = 30) -> dict[str, tuple[int, int]]:
         for i in range(layers)
         for name, shape in per_layer.items()
     }
+
+
+def smollm2_shapes(layers: int = 30) -> dict[str, tuple[int, int]]:
+    """``{key: (out, in)}`` of every projection of SmolLM2-135M's first ``layers`` layers."""
+    return _llama_shapes(576, 3 * 64, 1536, layers)
 
 
 def llama8b_shapes(layers: int = 2, shrink: int = 1) -> dict[str, tuple[int, int]]:
     """``{key: (out, in)}`` of LLaMA-3.1-8B's projections in ``layers`` layers (sides / shrink)."""
-    h, kv, inter = 4096 // shrink, 1024 // shrink, 14336 // shrink
-    per_layer = {
-        "self_attn.q_proj": (h, h),
-        "self_attn.k_proj": (kv, h),
-        "self_attn.v_proj": (kv, h),
-        "self_attn.o_proj": (h, h),
-        "mlp.gate_proj": (inter, h),
-        "mlp.up_proj": (inter, h),
-        "mlp.down_proj": (h, inter),
-    }
-    return {
-        f"model.layers.{i}.{name}.weight": shape
-        for i in range(layers)
-        for name, shape in per_layer.items()
-    }
+    return _llama_shapes(4096 // shrink, 1024 // shrink, 14336 // shrink, layers)
 
 
 def write_pair(

@@ -27,6 +27,7 @@ import torch
 from artent.entanglement.profile import LowRank
 from artent.models.checkpoints import parse_module_key
 from artent.models.deltas import PEFT_KEY_PREFIX, Delta
+from artent.models.deltas.common import is_zero_product
 
 __all__ = [
     "LIVE_KINDS",
@@ -221,18 +222,6 @@ def _dense_update(t: Target, snapshot: dict[str, torch.Tensor] | None) -> torch.
 # ----- adapters -----------------------------------------------------------------------------------
 
 
-def _is_zero_product(B: torch.Tensor, A: torch.Tensor) -> bool:
-    """Whether ``B @ A`` is exactly zero, without forming it when it is clearly not."""
-    live = (B != 0).any(dim=0) & (A != 0).any(dim=1)
-    if not live.any():
-        return True
-    B, A = B[:, live].double(), A[live].double()
-    fro2 = float(torch.trace((B.T @ B) @ (A @ A.T)))
-    if fro2 > 1e-8 * float(B.square().sum()) * float(A.square().sum()):
-        return False
-    return not bool((B @ A).any())
-
-
 def _linear_base(t: Target) -> None:
     base = t.handle.get_base_layer()
     if not (isinstance(base, torch.nn.Linear) or _is_conv1d(base)):
@@ -248,7 +237,7 @@ def _lora(t: Target):
     r = int(layer.r[ad])
     if ad not in getattr(layer, "lora_variant", {}):
         kind = "rslora" if layer.use_rslora.get(ad, False) else "lora"
-        return LowRank(B, A, scale), r, kind, scale == 0 or _is_zero_product(B, A)
+        return LowRank(B, A, scale), r, kind, scale == 0 or is_zero_product(B, A)
     # DoRA (peft lora/variants.py, DoraLinearVariant.merge_safe): merging gives
     # m / ||W + s B A||_row * (W + s B A); the update is that minus W, in float64 (it cancels).
     W = layer.get_base_layer().weight.detach()
@@ -260,7 +249,7 @@ def _lora(t: Target):
     # At init (B = 0) peft's merge gives W back; our float64 norm differs in the last bits of
     # the stored dtype, as in the saved-adapter reader.
     low = min(torch.finfo(magnitude.dtype).eps, torch.finfo(W.dtype).eps)
-    if _is_zero_product(B, A) and float((factor - 1).abs().max()) <= 4 * low:
+    if is_zero_product(B, A) and float((factor - 1).abs().max()) <= 4 * low:
         delta = torch.zeros_like(delta)
     return delta, r, "dora", not bool(delta.any())
 
@@ -271,7 +260,7 @@ def _adalora(t: Target):
     A, B, E = (getattr(layer, p)[ad].detach() for p in ("lora_A", "lora_B", "lora_E"))
     scale = float(layer.scaling[ad]) / (float(layer.ranknum[ad]) + 1e-5)
     A_scaled = A * E.reshape(-1, 1)
-    return LowRank(B, A_scaled, scale), int(A.shape[0]), "adalora", _is_zero_product(B, A_scaled)
+    return LowRank(B, A_scaled, scale), int(A.shape[0]), "adalora", is_zero_product(B, A_scaled)
 
 
 def _vera(t: Target):
@@ -282,7 +271,7 @@ def _vera(t: Target):
     lam_d = layer.vera_lambda_d[ad].detach().reshape(-1, 1)
     B = lam_b * layer.vera_B[ad][:rows].detach().to(lam_b.device)
     A = lam_d * layer.vera_A[ad][:, :cols].detach().to(lam_d.device)
-    return LowRank(B, A, 1.0), int(A.shape[0]), "vera", _is_zero_product(B, A)
+    return LowRank(B, A, 1.0), int(A.shape[0]), "vera", is_zero_product(B, A)
 
 
 def _dense_adapter(kind: str):
@@ -302,7 +291,7 @@ def _dense_adapter(kind: str):
 def _mps(t: Target):
     B, A, scale = t.handle.factors(t.adapter)
     B, A = B.detach(), A.detach()
-    return LowRank(B, A, float(scale)), int(B.shape[1]), "mps", _is_zero_product(B, A)
+    return LowRank(B, A, float(scale)), int(B.shape[1]), "mps", is_zero_product(B, A)
 
 
 def adapter_kind(t: Target) -> str:
