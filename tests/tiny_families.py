@@ -34,6 +34,14 @@ FAMILIES: dict[str, tuple[str, str, dict]] = {
     "bert": ("BertConfig", "BertModel", dict()),
 }
 ENCODER_FAMILIES = ("bert",)
+#: what each family's tokenizer adds around a text, as the released tokenizers of these families
+#: do: BOS before it (LLaMA, Mistral, Gemma, Phi-3 and OPT's tokenizers), nothing (GPT-2, Qwen,
+#: NeoX), or [CLS] ... [SEP] (BERT). The window-start tests read windows against these.
+FAMILY_FRAMES = {
+    **dict.fromkeys(("llama", "mistral", "gemma2", "gemma3", "phi3", "opt"), "bos"),
+    **dict.fromkeys(("qwen2", "qwen3", "gpt2", "gpt_neox"), "none"),
+    "bert": "cls-sep",
+}
 
 
 def make_family_model(family: str, seed: int = 0, **overrides):
@@ -67,7 +75,7 @@ def make_family_tokenizer(family: str):
     folder transformers always reloads as a byte-level BPE ``Qwen2Tokenizer``: there a byte-level
     BPE trained on the words.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     if family in ENCODER_FAMILIES:
@@ -89,4 +97,12 @@ def make_family_tokenizer(family: str):
         vocab.update({w: i + len(vocab) for i, w in enumerate(FAMILY_WORDS)})
         backend = Tokenizer(models.WordLevel(vocab, unk_token=special["unk_token"]))
         backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    frame = FAMILY_FRAMES[family]
+    if frame != "none":
+        first, last = ("[CLS]", "[SEP]") if frame == "cls-sep" else ("<s>", None)
+        ids = {t: backend.token_to_id(t) for t in (first, last) if t}
+        backend.post_processor = processors.TemplateProcessing(
+            single=f"{first} $A" + (f" {last}" if last else ""),
+            special_tokens=list(ids.items()),
+        )
     return PreTrainedTokenizerFast(tokenizer_object=backend, **special)

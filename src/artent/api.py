@@ -58,12 +58,17 @@ class Internal(NamedTuple):
 
 
 class External(NamedTuple):
-    """What :func:`external` returns (``artent external`` writes these four tables)."""
+    """What :func:`external` returns (``artent external`` writes these five tables).
+
+    Every table has a ``model`` column (the model each row was measured on) and a
+    ``window_start`` column (how its windows began).
+    """
 
     external: pd.DataFrame
     external_summary: pd.DataFrame
     scaling: pd.DataFrame
     baseline: pd.DataFrame
+    scaling_baseline: pd.DataFrame
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The tables by file name (without ``.parquet``)."""
@@ -74,6 +79,13 @@ class External(NamedTuple):
         from artent.analysis.external import plot_external
 
         return plot_external(self.tables(), path)
+
+    def compare(self, path: PathLike | None = None):
+        """Models side by side, layer by layer (figure or PNG): profile over the Page curve,
+        area+log share, ``c`` under both readings of the attention law, and the sink share."""
+        from artent.analysis.external.compare import plot_models
+
+        return plot_models(self.tables(), path)
 
 
 class NoHair(NamedTuple):
@@ -165,6 +177,7 @@ WRITES = {
     "external": (
         *(f"{name}.parquet" for name in External._fields),
         "external.png",
+        "models.png",
     ),
     "nohair": (
         "nohair.parquet",
@@ -288,7 +301,7 @@ def internal(
 def external(
     texts: PathLike | Sequence[str],
     *,
-    model: str | None = None,
+    model: str | Sequence[str] | None = None,
     adapter: PathLike | None = None,
     run: PathLike | Iterable[PathLike] | None = None,
     seq_len: int = 64,
@@ -300,6 +313,7 @@ def external(
     out: PathLike | None = None,
     progress: bool = False,
     notify: Callable[[str], None] | None = None,
+    window_start: str = "model",
 ) -> External:
     """Entanglement profiles of attention matrices, their Cardy fits and the random baseline.
 
@@ -307,8 +321,10 @@ def external(
         texts: the corpus: a list of documents, or a ``.txt`` / ``.jsonl`` / ``.parquet`` file
             or a folder of them (:func:`read_texts`).
         model: ``"tiny"``, ``"smollm2"``, a model folder or a hub name: any model whose
-            attention transformers returns under eager attention (decoders and encoders).
-        adapter: a peft adapter folder on ``model``.
+            attention transformers returns under eager attention (decoders and encoders); or a
+            list of them, measured on the same corpus into one set of tables (the ``model``
+            column tells them apart; :meth:`External.compare` draws them side by side).
+        adapter: a peft adapter folder on ``model`` (one model only).
         run: artent training run folder(s): every checkpoint along training.
         seq_len: tokens per window ``T``.
         n_texts: the most windows of ``T`` tokens cut from the corpus (the first ones).
@@ -321,14 +337,19 @@ def external(
         progress: show which model is being measured.
         notify: receives one-line notes (a corpus with fewer windows than ``n_texts``);
             default ``warnings.warn``.
+        window_start: how each window starts: ``"model"`` (as each model's tokenizer frames a
+            text: BOS, nothing, or ``[CLS] ... [SEP]``), ``"bos"``, or ``"none"`` (the token
+            stream cut as it is); see :mod:`artent.data.corpus`.
     """
     import pandas as pd
 
     from artent.analysis.external import ExternalConfig, run_external
+    from artent.analysis.external.measure import window_frames
     from artent.analysis.runs import run_checkpoints
     from artent.models.loading import check_adapter_on, load_for_forward, resolve_device
 
-    inputs = [model, adapter, *_listed(run), *_text_inputs(texts)]
+    models = _listed(model)
+    inputs = [*models, adapter, *_listed(run), *_text_inputs(texts)]
     _check_out(out, "external", inputs)
     corpus = read_texts(texts)
     resolve_device(device)  # a device that is not there is refused before any work
@@ -337,14 +358,19 @@ def external(
         n_texts=n_texts,
         encodings=tuple(_names(encodings, "--encodings")),
         orders=tuple(_names(orders, "--orders")),
+        window_start=window_start,
     )
     jobs: list[tuple[str, int | None, dict[str, Any]]] = []
-    if adapter and not model:
+    if adapter and not models:
         raise ValueError("--adapter needs --model (the model it adapts)")
-    if model:
-        label = Path(adapter).name if adapter else Path(model).name
+    if adapter and len(models) > 1:
+        raise ValueError("--adapter: give one --model with it (the model it adapts)")
+    if len(set(models)) < len(models):
+        raise ValueError(f"--model: the same model given twice ({models})")
+    for name in models:
+        label = Path(adapter).name if adapter else Path(name).name
         jobs.append(
-            (label, None, dict(base=model, adapter=None if adapter is None else str(adapter)))
+            (label, None, dict(base=name, adapter=None if adapter is None else str(adapter)))
         )
     for r in _listed(run):
         for c in run_checkpoints(r):
@@ -355,6 +381,8 @@ def external(
     for _, _, spec in jobs:  # every pair is checked before any model is loaded
         if spec.get("adapter"):
             check_adapter_on(spec["adapter"], spec["base"], allow_pickle=allow_pickle)
+    # each base's window frame, read off its tokenizer before any model is loaded
+    frames = window_frames([spec["base"] for _, _, spec in jobs], cfg.window_start)
     with _claim(out, "external", inputs) as claim:
         parts: dict[str, list] = {}
         for label, step, spec in jobs:
@@ -363,15 +391,23 @@ def external(
             with _status(what, progress):
                 tables = run_external(m, tok, corpus, cfg, step=step, label=label, notify=notify)
                 for name, frame in tables.items():
-                    parts.setdefault(name, []).append(frame)
+                    parts.setdefault(name, []).append(frame.assign(model=spec["base"]))
         result = External(**{k: pd.concat(parts[k], ignore_index=True) for k in External._fields})
         if out is not None:
             from artent.io import write_run_record
 
             folder = _write(out, result.tables())
             result.plot(folder / "external.png")
+            if len(models) > 1:
+                result.compare(folder / "models.png")
             jobs_done = [j[:2] for j in jobs]
-            record = dict(cfg.__dict__, texts=corpus.source, device=device, jobs=jobs_done)
+            record = dict(
+                cfg.__dict__,
+                texts=corpus.source,
+                device=device,
+                jobs=jobs_done,
+                window_frames=frames,
+            )
             write_run_record(folder, "external", record)
             claim.commit()
     return result
@@ -389,6 +425,7 @@ def nohair(
     allow_pickle: bool = False,
     out: PathLike | None = None,
     notify: Callable[[str], None] | None = None,
+    window_start: str = "model",
 ) -> NoHair:
     """Pairwise no-hair comparison: internal against external contrasts, attention outputs.
 
@@ -406,6 +443,8 @@ def nohair(
         out: a folder to write the three tables, ``nohair.png`` and ``run.json`` into.
         notify: receives one-line notes (fewer windows than asked, no per-head context for an
             architecture); default ``warnings.warn``.
+        window_start: how each window starts (``"model"``, ``"bos"``, ``"none"``; as
+            :func:`external`); each model's windows are framed by its own tokenizer.
     """
     from artent.analysis.nohair import NoHairConfig, check_specs, resolve_specs, run_nohair
 
@@ -418,6 +457,7 @@ def nohair(
         device=device,
         modules=_names(modules, "--modules"),
         allow_pickle=allow_pickle,
+        window_start=window_start,
     )
     specs = resolve_specs([str(m) for m in models], base)
     check_specs(specs, cfg)  # every adapter against its base, before any model is loaded

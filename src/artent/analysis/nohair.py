@@ -29,6 +29,7 @@ import numpy as np
 
 from artent.analysis.internal import InternalConfig, Source, run_internal
 from artent.analysis.runs import resolve_base, run_checkpoints
+from artent.data.corpus import DEFAULT_WINDOW_START, check_window_start
 from artent.validation import check_device, check_fields, flag
 
 ENTROPY = "entropy"
@@ -46,6 +47,8 @@ class NoHairConfig:
         orders: site orders for the external profiles.
         device: torch device for the profiles (``None``: CPU).
         allow_pickle: read pickle checkpoints (never by default).
+        window_start: how each window starts (``"model"``, ``"bos"``, ``"none"``; see
+            :mod:`artent.data.corpus`); every model reads windows framed by its own tokenizer.
     """
 
     seq_len: int = 64
@@ -55,11 +58,13 @@ class NoHairConfig:
     orders: tuple[str, ...] = ("sequential",)
     device: str | None = None
     allow_pickle: bool = False
+    window_start: str = DEFAULT_WINDOW_START
 
     def __post_init__(self) -> None:
         check_fields(self, flag)
         if self.device is not None:
             check_device(self.device, "--device")
+        self.window_start = check_window_start(self.window_start, "--window-start")
 
 
 @dataclass
@@ -110,17 +115,21 @@ def resolve_specs(items: list[str], base: str | None = None) -> list[ModelSpec]:
 
 
 def check_specs(specs: list[ModelSpec], cfg: NoHairConfig) -> None:
-    """Check every adapter against its base before any model is loaded (or unpickled).
+    """Check every adapter against its base, and every base's window frame, before any model
+    is loaded (or unpickled).
 
     Raises:
-        ValueError: naming the first adapter that does not fit, or a pickle without
-            ``cfg.allow_pickle``.
+        ValueError: naming the first adapter that does not fit, a pickle without
+            ``cfg.allow_pickle``, or a base whose tokenizer cannot start windows as
+            ``cfg.window_start`` asks.
     """
+    from artent.analysis.external.measure import window_frames
     from artent.models.loading import check_adapter_on
 
     for spec in specs:
         if spec.kind == "adapter":
             check_adapter_on(spec.path, spec.base, allow_pickle=cfg.allow_pickle)
+    window_frames([spec.base for spec in specs], cfg.window_start)
 
 
 def js_divergence_rows(p, q) -> float:
@@ -201,6 +210,8 @@ def run_nohair(
         device=cfg.device,
         scaling_lengths=(cfg.seq_len,),
         baseline_samples=1,
+        scaling_baseline_samples=0,
+        window_start=cfg.window_start,
     )
     int_cfg = InternalConfig(modules=cfg.modules, device=cfg.device, allow_pickle=cfg.allow_pickle)
     check_specs(specs, cfg)
@@ -212,7 +223,7 @@ def run_nohair(
             adapter=spec.path if spec.kind == "adapter" else None,
             allow_pickle=cfg.allow_pickle,
         )
-        windows = corpus_windows(tok, texts, cfg.seq_len, cfg.n_texts)
+        windows = corpus_windows(tok, texts, cfg.seq_len, cfg.n_texts, start=cfg.window_start)
         if windows.note is not None:
             note(windows.note)
         outs = attention_outputs(model, windows.ids, return_attention=True)

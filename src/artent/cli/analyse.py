@@ -99,13 +99,20 @@ def _note_once():
 
 
 TEXTS_HELP = "corpus: .txt (paragraphs), .jsonl / .parquet ('text'), or a folder of them"
+WINDOW_START_HELP = (
+    "how each window starts: model (as the tokenizer frames a text: BOS, nothing, or "
+    "[CLS] ... [SEP]), bos, or none (the token stream cut as it is)"
+)
 
 
 @app.command()
 def external(
     out: Annotated[Path, Opt(help="output folder")],
     texts: Annotated[Path, Opt(help=TEXTS_HELP)],
-    model: Annotated[str | None, Opt(help="'tiny', a model folder or a hub name")] = None,
+    model: Annotated[
+        list[str] | None,
+        Opt(help="'tiny', 'smollm2', a model folder or a hub name; repeat to compare models"),
+    ] = None,
     adapter: Annotated[str | None, Opt(help="a PEFT adapter folder on --model")] = None,
     run: Annotated[list[str] | None, Opt(help="artent run folder(s): every checkpoint")] = None,
     seq_len: Annotated[int, Opt(help="tokens per window (T)")] = 64,
@@ -116,14 +123,16 @@ def external(
         str, Opt(help="torch device of the model and eigen-solves (auto: the GPU if present)")
     ] = "auto",
     allow_pickle: Annotated[bool, Opt("--allow-pickle", help="read pickle checkpoints")] = False,
+    window_start: Annotated[str, Opt(help=WINDOW_START_HELP)] = "model",
 ) -> None:
     """Entanglement profiles of attention matrices, their Cardy fits and the random baseline."""
     from artent import api
 
     try:
-        merged = api.external(
+        result = api.external(
             texts,
             model=model,
+            window_start=window_start,
             adapter=adapter,
             run=run,
             seq_len=seq_len,
@@ -135,11 +144,13 @@ def external(
             out=out,
             progress=True,
             notify=_note_once(),
-        ).tables()
+        )
     except ValueError as e:
         raise UserError(str(e)) from None
+    merged = result.tables()
     s = merged["external_summary"]
     table = Table(
+        "model",
         "label",
         "step",
         "encoding",
@@ -149,10 +160,11 @@ def external(
         "area+log wins",
         title="external entanglement (attention), Cardy fits",
     )
-    for (label, step, enc, order), g in s.groupby(
-        ["label", s.step.fillna(-1), "encoding", "order"], sort=False
+    for (name, label, step, enc, order), g in s.groupby(
+        ["model", "label", s.step.fillna(-1), "encoding", "order"], sort=False
     ):
         table.add_row(
+            name,
             label,
             "-" if step < 0 else str(int(step)),
             enc,
@@ -162,7 +174,8 @@ def external(
             f"{(g.law == 'area+log').mean():.0%}",
         )
     console.print(table)
-    console.print(f"results in {out}/ ({', '.join(f'{k}.parquet' for k in merged)}, external.png)")
+    figures = "external.png" + (", models.png" if s.model.nunique() > 1 else "")
+    console.print(f"results in {out}/ ({', '.join(f'{k}.parquet' for k in merged)}, {figures})")
 
 
 @app.command()
@@ -176,6 +189,7 @@ def nohair(
     modules: Annotated[str, Opt(help="modules of the internal profiles")] = "q_proj,v_proj",
     device: Annotated[str | None, Opt(help="torch device for the profiles")] = None,
     allow_pickle: Annotated[bool, Opt("--allow-pickle", help="read pickle checkpoints")] = False,
+    window_start: Annotated[str, Opt(help=WINDOW_START_HELP)] = "model",
 ) -> None:
     """Pairwise no-hair comparison: internal vs external contrasts, attention-output distances."""
     from artent import api
@@ -192,6 +206,7 @@ def nohair(
             allow_pickle=allow_pickle,
             out=out,
             notify=_note_once(),
+            window_start=window_start,
         ).pairs
     except ValueError as e:
         raise UserError(str(e)) from None

@@ -91,12 +91,25 @@ def demo(
     device: Annotated[
         str | None, typer.Option(help="auto (GPU if any) | cpu | cuda[:N]: training, attention")
     ] = None,
+    window_start: Annotated[
+        str | None,
+        typer.Option(
+            help="attention windows start as the tokenizer frames a text (model), bos, none"
+        ),
+    ] = None,
 ) -> None:
     """The paper end to end, offline, on SmolLM2: fine-tune, analyse, report (report.html)."""
     from artent.study import load_study_config, run_study
 
     try:
-        cfg = load_study_config(config, quick=quick or None, seed=seed, model=model, device=device)
+        cfg = load_study_config(
+            config,
+            quick=quick or None,
+            seed=seed,
+            model=model,
+            device=device,
+            window_start=window_start,
+        )
         report = run_study(out, cfg, log=lambda m: console.print(m, highlight=False, markup=False))
     except ValueError as e:
         raise UserError(str(e)) from None

@@ -68,6 +68,24 @@ def _from_pretrained(what: str, fn, *args, **kwargs):
         raise ValueError(f"{what}: cannot load ({type(e).__name__}: {_one_line(e)})") from e
 
 
+def load_tokenizer(name: str, *, allow_remote_code: bool = False):
+    """The tokenizer of the model behind ``name`` alone (as :func:`load_base` finds it), for the
+    checks that need only it (the window frame) before any model is loaded."""
+    from transformers import AutoTokenizer
+
+    from artent.models.cache import resolve_named_model
+
+    name = resolve_named_model(name, progress=name == "tiny")
+    local = Path(name).expanduser()
+    if local.exists() and not (local / "config.json").is_file():
+        raise ValueError(f"model {name}: folder has no config.json (not a transformers model)")
+    kwargs: dict[str, Any] = dict(trust_remote_code=allow_remote_code)
+    if local.exists():
+        kwargs.update(local_files_only=True)
+        name = str(local)
+    return _from_pretrained(f"model {name}", AutoTokenizer.from_pretrained, name, **kwargs)
+
+
 def load_base(name: str, *, allow_remote_code: bool = False, allow_pickle: bool = False):
     """The model and tokenizer behind ``name``.
 

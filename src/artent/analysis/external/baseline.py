@@ -88,3 +88,66 @@ def baseline_rows(
                         )
                     )
     return rows
+
+
+def scaling_baseline(summary, cfg: ExternalConfig, meta: dict, *, causal: bool = True):
+    """The random-matrix prediction of the sequence-length reading, head by head.
+
+    For every (layer, head) of ``summary`` (the ``external_summary`` table) and every length
+    ``T`` of ``cfg.scaling_lengths``: ``cfg.scaling_baseline_samples`` random attention matrices
+    ``softmax(beta * G)`` at that head's fitted inverse temperature ``beta_fit`` (causal where
+    the model is), and the mean of their row|column entropy (the two-site chain ``[T] x [T]``)
+    in each encoding, measured as the model's maps are. Seeded by ``cfg.seed``.
+
+    Returns:
+        DataFrame ``step, label, layer, head, encoding, beta, T, ln_T, cut_entropy`` (empty, with
+        these columns, when ``cfg.scaling_baseline_samples`` is 0).
+    """
+    import math
+
+    import pandas as pd
+    import torch
+
+    from artent.analysis.external.measure import PROFILE_CHUNK_ELEMENTS, encode
+
+    columns = [*meta, "layer", "head", "encoding", "beta", "T", "ln_T", "cut_entropy"]
+    n = cfg.scaling_baseline_samples
+    heads = summary.drop_duplicates(["layer", "head"])[["layer", "head", "beta_fit"]]
+    if not n or heads.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    betas = heads.beta_fit.to_numpy(float)
+    for t in cfg.scaling_lengths:
+        rng = np.random.default_rng([cfg.seed, t])
+        draws = np.repeat(betas, n)  # n matrices a head, drawn in this order
+        step = max(1, PROFILE_CHUNK_ELEMENTS // (t * t))  # at most a chunk of matrices held
+        cuts: dict[str, list[np.ndarray]] = {e: [] for e in cfg.encodings}
+        for i in range(0, len(draws), step):
+            mats = torch.from_numpy(
+                np.stack(
+                    [random_attention(t, b, causal=causal, rng=rng) for b in draws[i : i + step]]
+                )
+            )
+            for encoding in cfg.encodings:
+                x = encode(mats, encoding)
+                cuts[encoding].append(
+                    batched_matrix_profiles(x, dims=([t], [t]), device=cfg.device)[:, 0]
+                )
+        for encoding in cfg.encodings:
+            cut = np.concatenate(cuts[encoding]).reshape(len(betas), n)
+            for (layer, head, beta), value in zip(
+                heads.itertuples(index=False), cut.mean(axis=1), strict=True
+            ):
+                rows.append(
+                    dict(
+                        meta,
+                        layer=int(layer),
+                        head=int(head),
+                        encoding=encoding,
+                        beta=float(beta),
+                        T=t,
+                        ln_T=math.log(t),
+                        cut_entropy=float(value),
+                    )
+                )
+    return pd.DataFrame(rows, columns=columns)

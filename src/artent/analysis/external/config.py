@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from artent.data.corpus import DEFAULT_WINDOW_START, check_window_start
 from artent.entanglement.rmt import ENCODINGS
 from artent.entanglement.sites import ORDERS, prime_factors
 from artent.validation import check_device, check_fields, flag
@@ -37,6 +38,13 @@ class ExternalConfig:
             would pass ``max_map_elements``).
         max_map_elements: a bound on ``batch * heads * T * T``, the size of one layer's maps in
             one forward pass; with the per-chunk profile work it bounds memory at long ``T``.
+        window_start: how each window starts: ``"model"`` (as the tokenizer frames a text: BOS,
+            nothing, or ``[CLS] ... [SEP]``), ``"bos"`` or ``"none"`` (the stream cut as it is);
+            see :mod:`artent.data.corpus`.
+        scaling_baseline_samples: random causal attention matrices per head and length drawn
+            at each head's fitted inverse temperature for the sequence-length reading's
+            random-matrix prediction (the ``scaling_baseline`` table; one a head suffices, the
+            row|column entropy of a large random matrix barely varies); 0 draws none.
     """
 
     seq_len: int = 64
@@ -51,6 +59,8 @@ class ExternalConfig:
     scaling_lengths: tuple[int, ...] | None = None
     batch_size: int = 8
     max_map_elements: int = 2**27
+    window_start: str = DEFAULT_WINDOW_START
+    scaling_baseline_samples: int = 1
 
     def __post_init__(self) -> None:
         check_fields(self, flag)
@@ -86,6 +96,12 @@ class ExternalConfig:
             self.scaling_lengths = tuple(lengths)
         self.batch_size = positive_int(self.batch_size, "--batch-size")
         self.max_map_elements = positive_int(self.max_map_elements, "max_map_elements")
+        self.window_start = check_window_start(self.window_start, "--window-start")
+        if self.scaling_baseline_samples < 0:
+            raise ValueError(
+                "--scaling-baseline-samples: expected an integer >= 0, got "
+                f"{self.scaling_baseline_samples!r}"
+            )
 
 
 def positive_int(value: Any, name: str) -> int:

@@ -88,6 +88,9 @@ class _Measurements:
         }
         self.var_sum: list[Any] = [0.0] * n_layers
         self.row_count: list[Any] = [0] * n_layers
+        # per layer, the sum over windows of each head's sink share (mean over i >= 1 of A[i, 0])
+        self.sink_sum: list[Any] = [0.0] * n_layers
+        self.n_windows: list[int] = [0] * n_layers
         self.causal = True
 
     def _chunks(self, weights):
@@ -105,13 +108,14 @@ class _Measurements:
         want_cut = t in self.cfg.scaling_lengths
         seq_cut = len(prime_factors(t))  # the row|column bond of the sequential chain
         parts: dict[Any, list[np.ndarray]] = {
-            k: [] for k in (*self.combos, *self.cfg.encodings, "var", "rows")
+            k: [] for k in (*self.combos, *self.cfg.encodings, "var", "rows", "sink")
         }
         for block in self._chunks(weights):  # every temporary below is at most a chunk
             self.causal = self.causal and not bool(block.triu(1).any())
             var, rows = _score_std_sums(block)
             parts["var"].append(var)
             parts["rows"].append(rows)
+            parts["sink"].append(block[:, 1:, 0].double().mean(dim=-1).cpu().numpy())
             for encoding in self.cfg.encodings:
                 x = encode(block, encoding)
                 for order in self.cfg.orders:
@@ -121,8 +125,13 @@ class _Measurements:
                         parts[encoding].append(prof[:, seq_cut - 1])
                 if want_cut and "sequential" not in self.cfg.orders:
                     parts[encoding].append(profiles(x, None)[:, 0])
-        for key, total in (("var", self.var_sum), ("rows", self.row_count)):
+        for key, total in (
+            ("var", self.var_sum),
+            ("rows", self.row_count),
+            ("sink", self.sink_sum),
+        ):
             total[layer] = total[layer] + np.concatenate(parts[key]).reshape(b, h).sum(axis=0)
+        self.n_windows[layer] += b
         for combo in self.combos:
             self.profiles[combo][layer].append(np.concatenate(parts[combo]).reshape(b, h, -1))
         if want_cut:
@@ -221,6 +230,7 @@ def build_tables(found: _Measurements, layers: Sequence, cfg: ExternalConfig, me
     for site in layers:
         i = site.index
         kind = dict(causal=found.causal, local=site.local, window=site.window)
+        sink = found.sink_sum[i] / max(found.n_windows[i], 1)
         for (encoding, order), per_layer in found.profiles.items():
             mean, std = _mean_std(per_layer[i])  # [heads, bonds]
             n_heads, n_bonds = mean.shape
@@ -260,6 +270,7 @@ def build_tables(found: _Measurements, layers: Sequence, cfg: ExternalConfig, me
                         delta_aic=laws.delta_aic,
                         center_entropy=prof[(n_bonds + 1) // 2 - 1],
                         beta_fit=beta_fit[i][head],
+                        sink_share=sink[head],
                         **kind,
                     )
                 )
@@ -330,12 +341,20 @@ def run_external(
         * ``external_summary``: ``step, label, T, layer, head, encoding, order, c, c0, r2, law,
           delta_aic, center_entropy, beta_fit``: the Cardy fit and law comparison
           (:func:`compare_laws`) of the mean profile, its entropy at the middle bond ``N // 2``
-          (the row|column cut in sequential order) and the head's fitted inverse temperature.
+          (the row|column cut in sequential order), the head's fitted inverse temperature and
+          its ``sink_share`` (the mean over windows and queries ``i >= 1`` of ``A[i, 0]``).
         * ``scaling``: ``step, label, layer, head, encoding, T, ln_T, cut_entropy, std``: the
           row|column entropy of the attention computed on the first ``T`` tokens.
         * ``baseline``: ``step, label, encoding, order, beta, beta_source, T, bond, entropy,
           std, c, c0, r2``: random attention ``softmax(beta * G)`` of the same ``T``, causal
           where the model is.
+        * ``scaling_baseline``: ``step, label, layer, head, encoding, beta, T, ln_T,
+          cut_entropy``: random attention at each head's fitted ``beta`` (first encoding and
+          order's fit), its row|column entropy at each scaling length (the random-matrix
+          prediction of the sequence-length reading; empty when
+          ``cfg.scaling_baseline_samples`` is 0).
+
+        Every table carries ``window_start``: how the windows began.
 
     Raises:
         ValueError: a corpus shorter than one window (its token count named), a model that gives
@@ -343,7 +362,7 @@ def run_external(
     """
     import pandas as pd
 
-    from artent.analysis.external.baseline import baseline_rows
+    from artent.analysis.external.baseline import baseline_rows, scaling_baseline
     from artent.data.corpus import CorpusWindows, corpus_windows
 
     if isinstance(texts, CorpusWindows):
@@ -353,7 +372,7 @@ def run_external(
                 f"texts: windows of {windows.seq_len} tokens given for --seq-len {cfg.seq_len}"
             )
     else:
-        windows = corpus_windows(tokenizer, texts, cfg.seq_len, cfg.n_texts)
+        windows = corpus_windows(tokenizer, texts, cfg.seq_len, cfg.n_texts, start=cfg.window_start)
     if windows.note is not None:
         (notify or (lambda msg: warnings.warn(msg, stacklevel=3)))(windows.note)
     found, layers = measure_attention(model, windows.ids, cfg)
@@ -362,7 +381,34 @@ def run_external(
     base = pd.DataFrame(baseline_rows(cfg, fitted, meta, causal=found.causal))
     base["causal"] = found.causal
     tables["baseline"] = base
+    tables["scaling_baseline"] = scaling_baseline(
+        tables["external_summary"], cfg, meta, causal=found.causal
+    )
+    for frame in tables.values():  # how the windows began: a column of every table
+        frame["window_start"] = windows.window_start
     return tables
+
+
+def window_frames(bases: Sequence[str], start: str) -> dict[str, str]:
+    """Each base model's window frame under ``start``, read off its tokenizer alone, so that a
+    start the tokenizer cannot give (``bos`` without a BOS token) fails before any model loads.
+
+    Returns:
+        ``{base: frame}``, the frame as text (``"<s> ..."``) for the run record.
+
+    Raises:
+        ValueError: one line naming the option and the model.
+    """
+    from artent.data.corpus import window_frame
+    from artent.models.loading import load_tokenizer
+
+    frames = {}
+    for base in dict.fromkeys(bases):
+        try:
+            frames[base] = window_frame(load_tokenizer(base), start).tokens
+        except ValueError as e:
+            raise ValueError(f"--window-start {start} on model {base}: {e}") from None
+    return frames
 
 
 def tokenize_texts(tokenizer: Any, texts: Any, seq_len: int, n_texts: int | None = None):
