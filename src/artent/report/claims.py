@@ -26,6 +26,7 @@ __all__ = ["CLAIMS", "CLAIM_COLUMNS", "ClaimThresholds", "evaluate_claims"]
 
 CLAIM_COLUMNS = [
     "claim",
+    "reading",
     "statement",
     "model",
     "measured",
@@ -38,6 +39,13 @@ CLAIM_COLUMNS = [
 WHERE = {
     "RMT baseline": "none: random matrices",
     "attention entropy vs T": "base",
+    "attention law, sequence length": "base",
+}
+# The paper's attention law read two ways (docs/method.md): which reading each row belongs to.
+READINGS = {
+    "attention area law + log": "qubit chain",
+    "attention entropy vs T": "qubit chain",
+    "attention law, sequence length": "sequence length",
 }
 
 
@@ -121,6 +129,18 @@ CLAIMS: tuple[tuple[str, str, str, Callable, str], ...] = (
         "length_scaling",
     ),
     (
+        "attention law, sequence length",
+        "Read with the window length T as the subsystem size, the Attention Cardy Formula says "
+        "the row|column entropy grows as (c/3) ln T + c0: an area law with a logarithmic "
+        "correction, far below the volume law of a random state (Page: ln T - 1/2, slope 1 in "
+        "ln T).",
+        "mean cut entropy against ln T (amplitude): the line has R^2 > {log_scaling_r2:g} and a "
+        "slope in (0, {area_page_fraction:g} x 1), i.e. below {area_page_fraction:g} of the "
+        "volume law's slope (the same fraction as the area-law row)",
+        c._claim_length_law,
+        "sequence_length",
+    ),
+    (
         "central charge robust",
         "The central charge c stays nearly constant across methods, hyper-parameters and "
         "training steps.",
@@ -169,14 +189,17 @@ def _where(t: StudyTables, claim: str) -> str:
 def evaluate_claims(
     study_dir: str | Path | StudyTables, thresholds: ClaimThresholds | None = None
 ) -> pd.DataFrame:
-    """One row per claim: ``claim, statement, measured, criterion, reproduced, evidence``.
+    """One row per claim: ``claim, reading, statement, model, measured, criterion, reproduced,
+    evidence``.
 
     Args:
         study_dir: a study folder (see :mod:`artent.study`), or tables already loaded.
         thresholds: what counts as reproduced (defaults: :class:`ClaimThresholds`).
 
     Returns:
-        A DataFrame; ``model`` names the model each claim was measured on; ``reproduced`` is
+        A DataFrame; ``reading`` says which reading of the attention law a row belongs to
+        (``qubit chain`` or ``sequence length``; empty for the other claims); ``model`` names
+        the model each claim was measured on; ``reproduced`` is
         ``True``, ``False`` or ``None`` (not measured: the ``measured`` cell says which table or
         runs were missing).
     """
@@ -192,6 +215,7 @@ def evaluate_claims(
         rows.append(
             dict(
                 claim=name,
+                reading=READINGS.get(name, ""),
                 statement=statement,
                 model=_where(t, name),
                 measured=measured,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from artent.report.attention_figures import attention_figure, sequence_length_figure
 from artent.report.base_figures import layers_figure, length_scaling_figure, sink_figure
 from artent.report.plotting import empty_panel, new_figure, png_base64
 
@@ -152,75 +153,6 @@ def rmt_figure(t: StudyTables) -> str | None:
     ax.plot(page.index, page.values, ":", color="black", lw=1.5, label="Page")
     ax.set(xlabel="bond l", ylabel="S_l (nats)", title="random updates (dashed: prediction)")
     ax.legend(fontsize=7)
-    return png_base64(fig)
-
-
-def _attention_panels(t: StudyTables, ext: pd.DataFrame) -> list[tuple[str, object, object]]:
-    """(title, label, step) of the panels: the base model, then one run per method, final step."""
-    panels = []
-    zero = ext[ext.step.astype(float) == 0]
-    if len(zero):
-        panels.append(("base (step 0)", zero.label.iloc[0], 0))
-    meta = t.run_meta(_final(ext)[["label", "step"]].drop_duplicates())
-    for method in ("fft", "lora", "mps"):
-        rows = meta[meta.method == method]
-        if len(rows):
-            r = rows.iloc[0]
-            panels.append((f"{r.label} (step {r.step:g})", r.label, r.step))
-    if not panels:
-        r = meta.iloc[0]
-        panels.append((f"{r.label}", r.label, r.step))
-    return panels
-
-
-def attention_figure(t: StudyTables) -> str | None:
-    """Attention profiles per layer (mean over heads), Cardy fits and the random baseline."""
-    from artent.entanglement.fits import chord_regressor
-
-    if t.external is None or t.external.empty:
-        return None
-    ext = t.external[(t.external.encoding == "amplitude") & (t.external.order == "sequential")]
-    if ext.empty:
-        return None
-    panels = _attention_panels(t, ext)
-    fig, axes = new_figure(1, len(panels))
-    summ = t.external_summary
-    for ax, (title, label, step) in zip(axes[0], panels, strict=True):
-        same = (ext.label == label) & (ext.step.astype(float) == float(step))
-        sub = ext[same]
-        layers = sorted(sub.layer.unique())
-        if len(layers) > 8:  # a real LLM has dozens: eight evenly spaced keep the panel legible
-            layers = [layers[i] for i in np.linspace(0, len(layers) - 1, 8).round().astype(int)]
-        for k, layer in enumerate(layers):
-            mean = sub[sub.layer == layer].groupby("bond").entropy.mean()
-            color = f"C{k % 10}"
-            ax.plot(mean.index, mean.values, "o-", ms=3, color=color, label=f"layer {layer}")
-            if summ is None:
-                continue
-            s = summ[(summ.label == label) & (summ.step.astype(float) == float(step))]
-            s = s[(s.encoding == "amplitude") & (s.order == "sequential") & (s.layer == layer)]
-            if len(s):  # the mean of the per-head fits: the fit law is linear in (c, c0)
-                x = chord_regressor(mean.index.to_numpy(), len(mean) + 1, "periodic")
-                c, c0 = s.c.mean(), s.c0.mean()
-                ax.plot(mean.index, c * x + c0, "--", lw=1, color=color, label=f"Cardy c={c:.2f}")
-        if t.baseline is not None:
-            b = t.baseline
-            b = b[(b.label == label) & (b.step.astype(float) == float(step))]
-            b = b[(b.encoding == "amplitude") & (b.order == "sequential")]
-            b = b[b.beta_source == "fitted"] if (b.beta_source == "fitted").any() else b
-            if len(b):
-                beta = b.beta.iloc[0]
-                b = b[b.beta == beta]
-                ax.plot(
-                    b.bond,
-                    b.entropy,
-                    ":",
-                    color="black",
-                    lw=1.5,
-                    label=f"random, beta={beta:.2f}, c={b.c.iloc[0]:.2f}",
-                )
-        ax.set(xlabel="bond l", ylabel="S_l (nats)", title=title)
-        ax.legend(fontsize=6, ncol=2)
     return png_base64(fig)
 
 
@@ -383,10 +315,11 @@ FIGURES: dict[str, tuple[str, str, Callable]] = {
     "attention": (
         "Attention profiles and the Cardy fit",
         "Entanglement profile of the attention matrices (amplitude encoding, sequential order), "
-        "per layer averaged over heads and texts (at most eight layers, evenly spaced), for the "
-        "base model and one run per method at its final step. Dashed: the Cardy law (periodic "
-        "form) with the heads' mean c and c0; black dotted: random causal attention at the "
-        "model's fitted inverse temperature.",
+        "per layer averaged over heads and texts (at most eight layers, evenly spaced), one "
+        "panel per distinct model state: the base model (step 0, the same for every run, drawn "
+        "once) and one run per method at its final step. Dashed: the Cardy law (periodic form) "
+        "with the heads' mean c and c0; black dotted: random causal attention at the model's "
+        "fitted inverse temperature. The legend sits below the panels.",
         attention_figure,
     ),
     "central_charge": (
@@ -419,6 +352,16 @@ FIGURES: dict[str, tuple[str, str, Callable]] = {
         "in ln N) and the volume-law fit (linear in N); grey: random causal attention at the "
         "fitted beta, and ln T, the most any T x T matrix can hold.",
         length_scaling_figure,
+    ),
+    "sequence_length": (
+        "The attention law read along the sequence length",
+        "The row|column entropy S_cut (mean over layers, heads and windows, amplitude) against "
+        "ln T, with its least-squares line (c/3) ln T + c0 (the sequence-length reading of the "
+        "Attention Cardy Formula; c is also given in the open form c/6); grey: random causal "
+        "attention drawn at each head's fitted inverse temperature and measured the same way "
+        "(the random-matrix prediction); dotted: Page's volume law ln T - 1/2 (slope 1). The "
+        "base model's long-T stage when the study has it, else the runs.",
+        sequence_length_figure,
     ),
     "nohair": (
         "No-hair comparison",

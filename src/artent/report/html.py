@@ -69,12 +69,27 @@ def _claims_table(claims: pd.DataFrame) -> str:
         if r.evidence in anchors:
             evidence = f"<a href='{anchors[r.evidence]}'>{evidence}</a>"
         rows.append(
-            f"<tr><td><b>{_e(r.claim)}</b></td><td>{_e(r.statement)}</td><td>{_e(r.model)}</td>"
+            f"<tr><td><b>{_e(r.claim)}</b>"
+            + (f"<br><i>reading: {_e(r.reading)}</i>" if r.reading else "")
+            + f"</td><td>{_e(r.statement)}</td><td>{_e(r.model)}</td>"
             f"<td>{_e(r.measured)}"
             f"</td><td>{_e(r.criterion)}</td><td class='{css}'>{word}</td>"
             f"<td>{evidence}</td></tr>"
         )
     return f"<table id='claims'><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _readings_line(claims: pd.DataFrame) -> str:
+    """Which verdicts belong to which reading of the attention law (docs/method.md)."""
+    parts = []
+    for reading, rows in claims[claims.reading != ""].groupby("reading", sort=False):
+        verdicts = ", ".join(
+            f"{r.claim} {VERDICT[_verdict(r.reproduced)][1]}" for r in rows.itertuples()
+        )
+        parts.append(f"{reading} reading: {verdicts}")
+    if not parts:
+        return ""
+    return "The attention law is read two ways; " + "; ".join(parts) + "."
 
 
 def _fmt(x) -> str:
@@ -145,7 +160,7 @@ def render_report(t: StudyTables, thresholds: ClaimThresholds | None = None) -> 
         + ("; <b>quick study</b> (smallest settings)" if t.study.get("quick") else "")
         + "</p>",
         f"<p class='summary' id='summary'><b>{n_yes} of {len(claims)} claims reproduced</b>"
-        f" ({n_no} not reproduced, {n_na} not measured).</p>",
+        f" ({n_no} not reproduced, {n_na} not measured). {_e(_readings_line(claims))}</p>",
         "<h2>Claims</h2><p>Each claim of the paper, the figure measured from this study's tables, "
         "the numerical criterion it was held to, and the figure that shows it. Entropies are in "
         "nats; S_cut is the entropy at the row|column cut, r the adapter rank.</p>",

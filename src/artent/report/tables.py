@@ -54,6 +54,11 @@ TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
         "external/baseline.parquet",
         ("step", "label", "encoding", "order", "beta", "beta_source", "bond", "entropy", "c"),
     ),
+    # random attention at each head's fitted beta along T (the sequence-length reading)
+    "scaling_baseline": (
+        "external/scaling_baseline.parquet",
+        ("step", "label", "layer", "head", "encoding", "beta", "T", "cut_entropy"),
+    ),
     "nohair": (
         "nohair/nohair.parquet",
         ("model", "reference", "internal_contrast", "external_contrast", "nohair_ratio")
@@ -83,6 +88,10 @@ TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "base_baseline": (
         "attention/baseline.parquet",
         ("encoding", "order", "beta", "beta_source", "T", "bond", "entropy", "c"),
+    ),
+    "base_scaling_baseline": (
+        "attention/scaling_baseline.parquet",
+        ("layer", "head", "encoding", "beta", "T", "cut_entropy"),
     ),
 }
 # what each named model is, for the report's model column and header
@@ -188,6 +197,7 @@ def _sweep_tables(root: Path) -> tuple[dict, dict[str, pd.DataFrame | None]]:
         "external_summary",
         "scaling",
         "baseline",
+        "scaling_baseline",
     ):
         rel, cols = TABLES[name]
         parts = [

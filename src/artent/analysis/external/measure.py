@@ -407,7 +407,8 @@ def window_frames(bases: Sequence[str], start: str) -> dict[str, str]:
         try:
             frames[base] = window_frame(load_tokenizer(base), start).tokens
         except ValueError as e:
-            raise ValueError(f"--window-start {start} on model {base}: {e}") from None
+            why = str(e).removeprefix(f"window_start {start}: ")
+            raise ValueError(f"--window-start {start}: model {base}: {why}") from None
     return frames
 
 
