@@ -342,3 +342,47 @@ def test_methods_come_from_the_tables_without_study_json(study_copy):
     assert methods["tulu-lora-r2"] == "lora"
     ok, _ = verdicts(root)
     assert ok["Entanglement Valley floor"] is True and ok["FFT differs"] is True
+
+
+def test_sequence_length_reading_recovers_c_and_shows_random_attention(study_copy):
+    root, edit = study_copy
+    # (c/3) ln T + c0 with c = 1.2: slope 0.4 in ln T, below half the volume law's slope 1
+    edit("attention/scaling.parquet", lambda f: f.assign(cut_entropy=0.4 * np.log(f["T"]) + 0.1))
+    rows = [
+        dict(step=0, label="base", layer=0, head=0, encoding="amplitude", beta=1.0, T=t)
+        | dict(ln_T=math.log(t), cut_entropy=0.9 * math.log(t) - 0.4)
+        for t in (8, 16, 32, 64, 128, 256)
+    ]
+    pd.DataFrame(rows).to_parquet(root / "attention" / "scaling_baseline.parquet")
+    ok, claims = verdicts(root)
+    assert ok["attention law, sequence length"] is True
+    measured = claims.loc["attention law, sequence length", "measured"]
+    assert "c = 3 x slope = 1.2 (periodic form c/3), 6 x slope = 2.4 (open form c/6)" in measured
+    assert "R^2 1:" in measured and "the slope is 0.4 of it" in measured
+    assert "random causal attention at each head's fitted beta: slope 0.9 (c = 2.7)" in measured
+    assert claims.loc["attention law, sequence length", "reading"] == "sequence length"
+    assert claims.loc["attention area law + log", "reading"] == "qubit chain"
+
+
+def test_sequence_length_reading_fails_on_a_volume_law(study_copy):
+    root, edit = study_copy
+    # Page's growth, ln T - 1/2: slope 1, a volume law under this reading
+    edit("attention/scaling.parquet", lambda f: f.assign(cut_entropy=np.log(f["T"]) - 0.5))
+    ok, claims = verdicts(root)
+    assert ok["attention law, sequence length"] is False
+    assert "the slope is 1 of it" in claims.loc["attention law, sequence length", "measured"]
+
+
+def test_area_law_row_splits_sink_and_other_heads(study_copy):
+    root, edit = study_copy
+    rel = "external/external_summary.parquet"
+    edit(rel, lambda f: f.assign(sink_share=np.where(f["head"] == 0, 0.8, 0.1)))
+    s = pd.read_parquet(root / rel)
+    s = s[(s.encoding == "amplitude") & (s.order == "sequential")]
+    _, claims = verdicts(root)
+    measured = claims.loc["attention area law + log", "measured"]
+    for name, rows in (("sink heads", s[s["head"] == 0]), ("other heads", s[s["head"] != 0])):
+        assert (
+            f"{name} ({len(rows)} fits): R^2 mean {rows.r2.mean():.3g}, median "
+            f"{rows.r2.median():.3g}, {(rows.r2 > 0.9).mean():.0%} above 0.9"
+        ) in measured
