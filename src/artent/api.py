@@ -17,7 +17,7 @@ Errors are ``ValueError`` with one line naming the file, tensor or option at fau
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -212,10 +212,12 @@ def _write(out: PathLike, tables: dict[str, pd.DataFrame]) -> Path:
 
 def internal(
     *,
-    adapter: PathLike | Iterable[PathLike] | None = None,
-    base: PathLike | None = None,
-    tuned: PathLike | None = None,
-    run: PathLike | Iterable[PathLike] | None = None,
+    adapter: PathLike | Iterable[PathLike] | Mapping[str, PathLike] | None = None,
+    base: PathLike | Any | None = None,
+    tuned: PathLike | Any | None = None,
+    run: PathLike | Iterable[PathLike] | Mapping[str, PathLike] | None = None,
+    model: Any | None = None,
+    label: str | Iterable[str] | None = None,
     modules: str | Iterable[str] = ("q_proj", "v_proj"),
     layers: str | int | Iterable[int] | None = None,
     order: str = "sequential",
@@ -228,11 +230,21 @@ def internal(
 ) -> Internal:
     """Entanglement profiles of weight updates: tuned - base, peft adapters, or training runs.
 
+    Every input gets a unique label (the ``label`` column): by default its folder name,
+    lengthened by the nearest ancestor folder that tells it from another input of the same name
+    (:mod:`artent.analysis.labels`); two inputs with one label are an error, never one row.
+
     Args:
-        adapter: peft adapter folder(s); ``base`` is optional (DoRA and VeRA need it).
-        base: the base checkpoint (with ``tuned``, or for adapters).
-        tuned: a fine-tuned checkpoint, compared with ``base``.
-        run: artent training run folder(s): every checkpoint along training.
+        adapter: peft adapter folder(s), or ``{label: folder}``; ``base`` is optional (DoRA and
+            VeRA need it). A hub id is fetched where the hub is reachable.
+        base: the base checkpoint (with ``tuned``, or for adapters and Trainer runs), or a model
+            in memory (with ``tuned`` a model in memory too).
+        tuned: a fine-tuned checkpoint, compared with ``base``; or a model in memory.
+        run: training run folder(s), or ``{label: folder}``: an artent run, or the
+            ``output_dir`` of a transformers/TRL Trainer (its ``checkpoint-N`` folders).
+        model: a peft model in memory (``PeftModel``): its live adapter factors, no files.
+        label: labels set by hand, one per input, in the order ``tuned``, each adapter, each
+            run, ``model`` (the command's ``--label``).
         modules: module names (``"q_proj,v_proj"`` or a list); ``"all"`` for q, k, v, o, gate,
             up and down (those present).
         layers: layer indices (``"0,1,5-7"`` or a list); ``None`` for all.
@@ -245,9 +257,11 @@ def internal(
             ``internal.png`` and ``run.json`` into, as ``artent internal --out`` does.
         progress: show a progress bar.
     """
-    from artent.analysis.internal import InternalConfig, Source, run_internal, sources_from_run
+    from artent.analysis.internal import InternalConfig, run_internal
+    from artent.inputs import internal_sources, labelled
 
-    inputs = [base, tuned, *_listed(adapter), *_listed(run)]
+    paths = [base, tuned, *(i for opt in (adapter, run) for _, i in labelled(opt))]
+    inputs = [p for p in paths if isinstance(p, str | Path)]
     _check_out(out, "internal", inputs)
     cfg = InternalConfig(
         modules=_names(modules, "--modules"),
@@ -258,19 +272,15 @@ def internal(
         allow_pickle=allow_pickle,
         workers=workers,
     )
-    sources: list[Source] = []
-    if tuned:
-        if not base:
-            raise ValueError("--tuned needs --base (the checkpoint it was tuned from)")
-        sources.append(Source(Path(tuned).name, None, "pair", str(tuned), str(base)))
-    for a in _listed(adapter):
-        sources.append(
-            Source(Path(a).name, None, "adapter", a, None if base is None else str(base))
-        )
-    for r in _listed(run):
-        sources += sources_from_run(r)
-    if not sources:
-        raise ValueError("nothing to analyse: pass --base/--tuned, --adapter or --run")
+    sources = internal_sources(
+        adapter=adapter,
+        base=base,
+        tuned=tuned,
+        run=run,
+        model=model,
+        label=label,
+        allow_pickle=allow_pickle,
+    )
     with _claim(out, "internal", inputs) as claim:
         result = Internal(*run_internal(sources, cfg, progress=progress))
         if out is not None:
@@ -278,9 +288,8 @@ def internal(
 
             folder = _write(out, result.tables())
             result.plot(folder / "internal.png")
-            write_run_record(
-                folder, "internal", dict(cfg.__dict__, sources=[s.__dict__ for s in sources])
-            )
+            record = [{k: v for k, v in s.__dict__.items() if k != "deltas"} for s in sources]
+            write_run_record(folder, "internal", dict(cfg.__dict__, sources=record))
             claim.commit()
     return result
 
@@ -288,9 +297,11 @@ def internal(
 def external(
     texts: PathLike | Sequence[str],
     *,
-    model: str | None = None,
+    model: str | Any | None = None,
+    tokenizer: Any | None = None,
     adapter: PathLike | None = None,
-    run: PathLike | Iterable[PathLike] | None = None,
+    run: PathLike | Iterable[PathLike] | Mapping[str, PathLike] | None = None,
+    label: str | Iterable[str] | None = None,
     seq_len: int = 64,
     n_texts: int = 8,
     encodings: str | Iterable[str] = ("amplitude", "born"),
@@ -307,9 +318,13 @@ def external(
         texts: the corpus: a list of documents, or a ``.txt`` / ``.jsonl`` / ``.parquet`` file
             or a folder of them (:func:`read_texts`).
         model: ``"tiny"``, ``"smollm2"``, a model folder or a hub name: any model whose
-            attention transformers returns under eager attention (decoders and encoders).
+            attention transformers returns under eager attention (decoders and encoders); or a
+            model in memory (with ``tokenizer``), measured where it is.
+        tokenizer: the tokenizer of a model in memory.
         adapter: a peft adapter folder on ``model``.
-        run: artent training run folder(s): every checkpoint along training.
+        run: training run folder(s) (artent's, or a Trainer ``output_dir``), or
+            ``{label: folder}``: every checkpoint along training.
+        label: labels set by hand, one per input: ``model`` first, then each run.
         seq_len: tokens per window ``T``.
         n_texts: the most windows of ``T`` tokens cut from the corpus (the first ones).
         encodings: ``amplitude`` and/or ``born`` (comma-separated or a list).
@@ -325,10 +340,11 @@ def external(
     import pandas as pd
 
     from artent.analysis.external import ExternalConfig, run_external
-    from artent.analysis.runs import run_checkpoints
+    from artent.inputs import external_jobs, labelled
     from artent.models.loading import check_adapter_on, load_for_forward, resolve_device
 
-    inputs = [model, adapter, *_listed(run), *_text_inputs(texts)]
+    named = [model, adapter, *(r for _, r in labelled(run)), *_text_inputs(texts)]
+    inputs = [p for p in named if isinstance(p, str | Path)]
     _check_out(out, "external", inputs)
     corpus = read_texts(texts)
     resolve_device(device)  # a device that is not there is refused before any work
@@ -338,31 +354,30 @@ def external(
         encodings=tuple(_names(encodings, "--encodings")),
         orders=tuple(_names(orders, "--orders")),
     )
-    jobs: list[tuple[str, int | None, dict[str, Any]]] = []
-    if adapter and not model:
-        raise ValueError("--adapter needs --model (the model it adapts)")
-    if model:
-        label = Path(adapter).name if adapter else Path(model).name
-        jobs.append(
-            (label, None, dict(base=model, adapter=None if adapter is None else str(adapter)))
-        )
-    for r in _listed(run):
-        for c in run_checkpoints(r):
-            kind = "full" if c.is_full else "adapter"
-            jobs.append((c.label, c.step, dict(base=c.base, **{kind: c.path})))
-    if not jobs:
-        raise ValueError("nothing to analyse: pass --model (and --adapter) or --run")
-    for _, _, spec in jobs:  # every pair is checked before any model is loaded
+    jobs = external_jobs(
+        model=model,
+        adapter=adapter,
+        run=run,
+        tokenizer=tokenizer,
+        label=label,
+        allow_pickle=allow_pickle,
+    )
+    for _, _, spec, _ in jobs:  # every pair is checked before any model is loaded
         if spec.get("adapter"):
             check_adapter_on(spec["adapter"], spec["base"], allow_pickle=allow_pickle)
     with _claim(out, "external", inputs) as claim:
         parts: dict[str, list] = {}
-        for label, step, spec in jobs:
-            m, tok = load_for_forward(**spec, device=device, allow_pickle=allow_pickle)
-            what = f"attention of {label}" + (f" step {step}" if step is not None else "")
+        for lab, step, spec, source in jobs:
+            if "loaded" in spec:
+                m, tok = spec["loaded"]
+            else:
+                m, tok = load_for_forward(**spec, device=device, allow_pickle=allow_pickle)
+            what = f"attention of {lab}" + (f" step {step}" if step is not None else "")
             with _status(what, progress):
-                tables = run_external(m, tok, corpus, cfg, step=step, label=label, notify=notify)
+                tables = run_external(m, tok, corpus, cfg, step=step, label=lab, notify=notify)
                 for name, frame in tables.items():
+                    if "label" in frame:
+                        frame = frame.assign(source=source)
                     parts.setdefault(name, []).append(frame)
         result = External(**{k: pd.concat(parts[k], ignore_index=True) for k in External._fields})
         if out is not None:
@@ -370,7 +385,7 @@ def external(
 
             folder = _write(out, result.tables())
             result.plot(folder / "external.png")
-            jobs_done = [j[:2] for j in jobs]
+            jobs_done = [(j[0], j[1], j[3]) for j in jobs]
             record = dict(cfg.__dict__, texts=corpus.source, device=device, jobs=jobs_done)
             write_run_record(folder, "external", record)
             claim.commit()
@@ -378,10 +393,11 @@ def external(
 
 
 def nohair(
-    models: Sequence[PathLike],
+    models: Sequence[PathLike] | Mapping[str, PathLike],
     texts: PathLike | Sequence[str],
     *,
     base: str | None = None,
+    label: str | Iterable[str] | None = None,
     seq_len: int = 64,
     n_texts: int = 8,
     modules: str | Iterable[str] = ("q_proj", "v_proj"),
@@ -393,10 +409,13 @@ def nohair(
     """Pairwise no-hair comparison: internal against external contrasts, attention outputs.
 
     Args:
-        models: run folders, adapter folders or fine-tuned model folders (adapter and model
-            folders need ``base``).
+        models: run folders (artent's or a Trainer ``output_dir``: the last checkpoint),
+            adapter folders or fine-tuned model folders (adapter and model folders need
+            ``base``), or ``{label: folder}``.
         texts: the corpus (as :func:`external` takes it); every model reads the same windows.
         base: the base model of adapter or model folders.
+        label: labels set by hand, one per model (default: the shortest distinguishing path
+            suffix).
         seq_len: tokens per window ``T``.
         n_texts: the most windows of ``T`` tokens.
         modules: modules of the internal profiles (``q_proj``, ``query``, ``q`` alike; the
@@ -408,8 +427,14 @@ def nohair(
             architecture); default ``warnings.warn``.
     """
     from artent.analysis.nohair import NoHairConfig, check_specs, resolve_specs, run_nohair
+    from artent.inputs import labelled
 
-    inputs = [base, *(str(m) for m in models), *_text_inputs(texts)]
+    pairs = labelled(models)
+    if label is not None:
+        given = [label] if isinstance(label, str) else list(label)
+    else:
+        given = [lab for lab, _ in pairs]
+    inputs = [base, *(str(m) for _, m in pairs), *_text_inputs(texts)]
     _check_out(out, "nohair", inputs)
     corpus = read_texts(texts)
     cfg = NoHairConfig(
@@ -419,7 +444,7 @@ def nohair(
         modules=_names(modules, "--modules"),
         allow_pickle=allow_pickle,
     )
-    specs = resolve_specs([str(m) for m in models], base)
+    specs = resolve_specs([str(m) for _, m in pairs], base, given)
     check_specs(specs, cfg)  # every adapter against its base, before any model is loaded
     with _claim(out, "nohair", inputs) as claim:
         tables = run_nohair(specs, corpus, cfg, notify=notify)
