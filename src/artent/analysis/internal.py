@@ -335,12 +335,17 @@ def profile_deltas(
     return pd.DataFrame(prof_rows, columns=PROFILE_COLUMNS), pd.DataFrame(summ_rows)
 
 
+#: the columns of ``internal_summary`` that :func:`valley_table` groups by
+VALLEY_GROUPS = ("label", "step", "source", "layer", "module", "name", "kind", "rows", "cols")
+
+
 def valley_table(summary, by: Iterable[str] = ("label", "step", "module")):
     """The valley metrics averaged per group of updates: what the CLI prints, the callback logs.
 
     Args:
         summary: an ``internal_summary`` table.
-        by: the grouping columns (a missing ``step`` is a group of its own).
+        by: a grouping column or several, any of :data:`VALLEY_GROUPS` (a missing ``step`` or
+            ``layer`` is a group of its own).
 
     Returns:
         One row per group, in order of appearance: ``by`` columns, ``updates`` (profiled),
@@ -350,7 +355,11 @@ def valley_table(summary, by: Iterable[str] = ("label", "step", "module")):
     """
     import pandas as pd
 
-    by = list(by)
+    by = [by] if isinstance(by, str) else list(by)  # "layer", not ["l", "a", "y", ...]
+    missing = [c for c in by if c not in summary.columns]
+    if not by or missing:
+        have = ", ".join(c for c in VALLEY_GROUPS if c in summary.columns)
+        raise ValueError(f"by: no column {missing[0] if missing else '(none)'!r}; group by {have}")
     metrics = ["center_entropy", "ln_rank", "valley_depth", "valley_ratio"]
     rows = []
     for key, g in summary.groupby(by, sort=False, dropna=False):
