@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from artent.report.tables import (
+    MADE_BY,
     TABLES,
     StudyTables,
     final_rows,
@@ -49,7 +50,7 @@ class NotMeasured(Exception):
 def _need(t: StudyTables, *names: str) -> None:
     for name in names:
         if t.tables.get(name) is None:
-            raise NotMeasured(f"{TABLES[name][0]} missing")
+            raise NotMeasured(f"{TABLES[name][0]} missing ({MADE_BY[name]})")
 
 
 def _rows_or_skip(frame: pd.DataFrame, what: str) -> pd.DataFrame:
