@@ -71,10 +71,31 @@ def trainer_args(out, **overrides):
     return TrainingArguments(**opts)
 
 
+def word_tokenizer():
+    """A word-level tokenizer of ``w0 ... w123`` and four specials (the model's 128 tokens)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {f"w{i}": i for i in range(124)}
+    vocab.update({"<pad>": 124, "<eos>": 125, "<bos>": 126, "<unk>": 127})
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>",
+        unk_token="<unk>",
+    )  # fmt: skip
+
+
+def words(n: int, length: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(f"w{i}" for i in rng.integers(0, 124, length)) for _ in range(n)]
+
+
 @pytest.fixture(scope="module")
 def base_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("trainer-base") / "base"
     tiny_llama().save_pretrained(folder)
+    word_tokenizer().save_pretrained(folder)
     return folder
 
 
@@ -164,19 +185,9 @@ def test_trl_sft_trainer_output_dir_is_a_run(base_folder, tmp_path):
     trl = pytest.importorskip("trl", reason="TRL is not installed (pip install 'artent[trl]')")
     import peft
     from datasets import Dataset
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaForCausalLM
 
-    vocab = {f"w{i}": i for i in range(124)}
-    vocab.update({"<pad>": 124, "<eos>": 125, "<bos>": 126, "<unk>": 127})
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>",
-        unk_token="<unk>",
-    )  # fmt: skip
-    rng = np.random.default_rng(0)
-    texts = [" ".join(f"w{i}" for i in rng.integers(0, 124, 16)) for _ in range(24)]
+    texts = words(24, 16)
     args = trl.SFTConfig(
         output_dir=str(tmp_path / "sft"), max_steps=6, save_steps=2, save_strategy="steps",
         per_device_train_batch_size=4, learning_rate=1e-2, report_to="none", use_cpu=True,
@@ -186,12 +197,28 @@ def test_trl_sft_trainer_output_dir_is_a_run(base_folder, tmp_path):
         model=LlamaForCausalLM.from_pretrained(base_folder),
         args=args,
         train_dataset=Dataset.from_dict({"text": texts}),
-        processing_class=tokenizer,
+        processing_class=word_tokenizer(),
         peft_config=peft.LoraConfig(r=4, lora_alpha=8, target_modules=QV),
     ).train()
     summary = artent.internal(run=tmp_path / "sft").summary
     assert sorted(summary.step.unique()) == [2, 4, 6]
     assert (summary.label == "sft").all() and (summary.nominal_rank == 4).all()
+
+
+def test_external_on_a_trainer_output_dir(lora_runs, base_folder):
+    texts = [" ".join(words(1, 40, seed=3))]
+    opts = dict(seq_len=8, n_texts=1, encodings="amplitude", orders="sequential", device="cpu")
+    res = artent.external(texts, run=lora_runs[2], **opts)
+    assert sorted(res.external_summary.step.unique()) == [2, 4, 6]
+    assert (res.external_summary.label == "out-r2").all()
+    sources = set(res.external_summary.source)
+    assert sources == {str(lora_runs[2] / f"checkpoint-{s}") for s in (2, 4, 6)}
+    # the last checkpoint's rows are those of its adapter on its base, given by hand
+    alone = artent.external(
+        texts, model=str(base_folder), adapter=lora_runs[2] / "checkpoint-6", **opts
+    ).external
+    last = res.external[res.external.step == 6]
+    np.testing.assert_allclose(last.entropy.to_numpy(), alone.entropy.to_numpy(), atol=1e-12)
 
 
 def test_full_weight_trainer_run_against_base_or_first_checkpoint(base_folder, tmp_path):

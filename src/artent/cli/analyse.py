@@ -14,7 +14,10 @@ from artent.cli.app import Opt, UserError, app, console, err_console
 @app.command()
 def internal(
     out: Annotated[Path, Opt(help="output folder")],
-    base: Annotated[str | None, Opt(help="base checkpoint (folder or .safetensors)")] = None,
+    base: Annotated[
+        str | None,
+        Opt(help="base checkpoint (folder or .safetensors); also a Trainer run's base"),
+    ] = None,
     tuned: Annotated[str | None, Opt(help="fine-tuned checkpoint (with --base)")] = None,
     adapter: Annotated[
         list[str] | None, Opt(help="PEFT adapter folder(s); --base optional (DoRA needs it)")
