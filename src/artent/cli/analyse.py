@@ -70,7 +70,7 @@ def internal(
         raise UserError(str(e)) from None
     zero = summary[summary.status == "zero update"]
     table = Table(
-        "source",
+        "label",
         "step",
         "modules",
         "mean S_cut",
