@@ -292,3 +292,18 @@ def test_nohair_labels_models_of_the_same_name_apart(lora_runs, base_folder):
     ]
     with pytest.raises(ValueError, match="two inputs have the label"):
         resolve_specs([a, a], str(base_folder))
+
+
+def test_label_counts_of_external_and_nohair_are_one_line(lora_runs, base_folder, tmp_path, capsys):
+    texts = tmp_path / "t.txt"
+    texts.write_text(words(1, 40)[0])
+    a, b = (str(lora_runs[r]) for r in (2, 8))
+    for args in (
+        ["external", "--run", a, "--run", b, "--label", "one"],
+        ["nohair", a, b, "--base", str(base_folder), "--label", "one"],
+    ):
+        code = cli_main([*args, "--texts", str(texts), "--out", str(tmp_path / args[0])])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert "--label: 1 label(s) for 2 input(s)" in err
+        assert not (tmp_path / args[0]).exists()

@@ -80,8 +80,7 @@ def assign_labels(
     given = list(given) if given is not None else [None] * len(paths)
     if len(given) != len(paths):
         raise ValueError(
-            f"{what}: {len(given)} label(s) for {len(paths)} input(s); give one per input "
-            f"(in the order --tuned, --adapter..., --run...)"
+            f"{what}: {len(given)} label(s) for {len(paths)} input(s); give one per input"
         )
     for g in given:
         if g is not None and (not isinstance(g, str) or not g.strip()):
