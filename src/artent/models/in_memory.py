@@ -85,8 +85,8 @@ def deltas_from_models(
     from artent.models.deltas.pairs import _check_same_architecture, _pair_deltas
     from artent.models.deltas.select import select
 
-    base_ckpt = StateCheckpoint(base, "base= (a model in memory)")
-    tuned_ckpt = StateCheckpoint(tuned, "tuned= (a model in memory)")
+    base_ckpt = StateCheckpoint(base, "(a model in memory)")
+    tuned_ckpt = StateCheckpoint(tuned, "(a model in memory)")
     _check_same_architecture(base_ckpt, tuned_ckpt)
     config = _config(base) or _config(tuned)
     arch = config.get("model_type") if config else None
