@@ -102,6 +102,19 @@ def test_profile_of_an_adapter_is_the_merged_update_per_module(folders, tmp_path
         np.testing.assert_allclose(g.sort_values("bond").entropy, want, rtol=0, atol=1e-8)
 
 
+def test_profile_of_a_fresh_adapter_is_one_line(tmp_path, capsys):
+    import peft
+
+    from artent.models.peft_warnings import peft_quietly
+
+    with peft_quietly():
+        fresh = peft.get_peft_model(tiny_llama(), peft.LoraConfig(r=2, target_modules=["q_proj"]))
+    fresh.save_pretrained(tmp_path / "fresh")
+    assert cli_main(["profile", str(tmp_path / "fresh")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "every adapted module's update is zero" in err and len(err.splitlines()) == 1
+
+
 def test_profile_of_a_whole_model_has_layers_modules_and_progress(folders, tmp_path, capsys):
     out = tmp_path / "m.parquet"
     assert cli_main(["profile", str(folders["root"] / "base"), "--out", str(out)]) == 0

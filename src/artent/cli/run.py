@@ -29,7 +29,18 @@ def _adapter_updates(path: Path, tensor: list[str] | None, allow_pickle: bool):
         if missing:
             raise UserError(f"{path}: no adapted module named {missing[0]!r}")
         deltas = [d for d in deltas if d.name in tensor or d.module in tensor]
-    return [(d.name, d.layer, d.module, d.update) for d in deltas]
+    zero = [d for d in deltas if d.is_zero]
+    if zero and len(zero) == len(deltas):
+        raise UserError(f"{path}: every adapted module's update is zero (B = 0 at initialisation)")
+    if zero:
+        from artent.cli.app import err_console
+
+        err_console.print(
+            f"{len(zero)} module(s) have a zero update and no profile ({zero[0].name}, ...)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return [(d.name, d.layer, d.module, d.update) for d in deltas if not d.is_zero]
 
 
 def _checkpoint_tensors(ckpt, path: Path, tensor: list[str] | None):
