@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# Nothing in the tests may reach a model hub: a hub-shaped name that is not a local path is looked
+# up in the local cache only (artent.inputs.local_or_hub, transformers, huggingface_hub).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SMALL_TINY = dict(
     steps=60,

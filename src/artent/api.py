@@ -17,9 +17,11 @@ Errors are ``ValueError`` with one line naming the file, tensor or option at fau
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
+
+from artent.results import External, Internal, NoHair
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,87 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["External", "Internal", "NoHair", "external", "internal", "nohair", "read_texts"]
 
 PathLike = str | Path
-
-
-class Internal(NamedTuple):
-    """What :func:`internal` returns (``artent internal`` writes these two tables).
-
-    Attributes:
-        profiles: ``internal.parquet``: ``label, step, layer, module, bond, entropy, rmt``.
-        summary: ``internal_summary.parquet``: one row per update, with its valley metrics.
-    """
-
-    profiles: pd.DataFrame
-    summary: pd.DataFrame
-
-    def tables(self) -> dict[str, pd.DataFrame]:
-        """The tables by file name (without ``.parquet``)."""
-        return {"internal": self.profiles, "internal_summary": self.summary}
-
-    def valleys(self, by: Iterable[str] = ("label", "step", "module")) -> pd.DataFrame:
-        """Valley metrics averaged per group (see :func:`artent.analysis.internal.valley_table`)."""
-        from artent.analysis.internal import valley_table
-
-        return valley_table(self.summary, by)
-
-    def plot(self, path: PathLike | None = None):
-        """Mean profile per module over its baseline: a matplotlib figure, or a PNG at ``path``."""
-        from artent.analysis.internal import plot_internal
-
-        return plot_internal(self.profiles, self.summary, path)
-
-
-class External(NamedTuple):
-    """What :func:`external` returns (``artent external`` writes these five tables).
-
-    Every table has a ``model`` column (the model each row was measured on) and a
-    ``window_start`` column (how its windows began).
-    """
-
-    external: pd.DataFrame
-    external_summary: pd.DataFrame
-    scaling: pd.DataFrame
-    baseline: pd.DataFrame
-    scaling_baseline: pd.DataFrame
-
-    def tables(self) -> dict[str, pd.DataFrame]:
-        """The tables by file name (without ``.parquet``)."""
-        return dict(self._asdict())
-
-    def plot(self, path: PathLike | None = None):
-        """Attention profiles over the random baseline and the length scaling (figure or PNG)."""
-        from artent.analysis.external import plot_external
-
-        return plot_external(self.tables(), path)
-
-    def compare(self, path: PathLike | None = None):
-        """Models side by side, layer by layer (figure or PNG): profile over the Page curve,
-        area+log share, ``c`` under both readings of the attention law, and the sink share."""
-        from artent.analysis.external.compare import plot_models
-
-        return plot_models(self.tables(), path)
-
-
-class NoHair(NamedTuple):
-    """What :func:`nohair` returns (``artent nohair`` writes these three tables)."""
-
-    pairs: pd.DataFrame
-    internal: pd.DataFrame
-    external: pd.DataFrame
-
-    def tables(self) -> dict[str, pd.DataFrame]:
-        """The tables by file name (without ``.parquet``)."""
-        return {
-            "nohair": self.pairs,
-            "nohair_internal": self.internal,
-            "nohair_external": self.external,
-        }
-
-    def plot(self, path: PathLike | None = None):
-        """Internal against external contrast per pair, and the no-hair ratio (figure or PNG)."""
-        from artent.analysis.nohair import plot_nohair
-
-        return plot_nohair(self.pairs, path)
 
 
 # ----- inputs -------------------------------------------------------------------------------------
@@ -138,14 +59,6 @@ def parse_layers(layers: str | int | Iterable[int] | None) -> list[int] | None:
         return out
     except ValueError:
         raise ValueError(f"--layers must look like 0,1,5-7, got {layers!r}") from None
-
-
-def _listed(value: PathLike | Iterable[PathLike] | None) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, (str, Path)):
-        return [str(value)]
-    return [str(v) for v in value]
 
 
 def read_texts(texts: PathLike | Sequence[str]):
@@ -225,10 +138,12 @@ def _write(out: PathLike, tables: dict[str, pd.DataFrame]) -> Path:
 
 def internal(
     *,
-    adapter: PathLike | Iterable[PathLike] | None = None,
-    base: PathLike | None = None,
-    tuned: PathLike | None = None,
-    run: PathLike | Iterable[PathLike] | None = None,
+    adapter: PathLike | Iterable[PathLike] | Mapping[str, PathLike] | None = None,
+    base: PathLike | Any | None = None,
+    tuned: PathLike | Any | None = None,
+    run: PathLike | Iterable[PathLike] | Mapping[str, PathLike] | None = None,
+    model: Any | None = None,
+    label: str | Iterable[str] | None = None,
     modules: str | Iterable[str] = ("q_proj", "v_proj"),
     layers: str | int | Iterable[int] | None = None,
     order: str = "sequential",
@@ -241,11 +156,21 @@ def internal(
 ) -> Internal:
     """Entanglement profiles of weight updates: tuned - base, peft adapters, or training runs.
 
+    Every input gets a unique label (the ``label`` column): by default its folder name,
+    lengthened by the nearest ancestor folder that tells it from another input of the same name
+    (:mod:`artent.analysis.labels`); two inputs with one label are an error, never one row.
+
     Args:
-        adapter: peft adapter folder(s); ``base`` is optional (DoRA and VeRA need it).
-        base: the base checkpoint (with ``tuned``, or for adapters).
-        tuned: a fine-tuned checkpoint, compared with ``base``.
-        run: artent training run folder(s): every checkpoint along training.
+        adapter: peft adapter folder(s), or ``{label: folder}``; ``base`` is optional (DoRA and
+            VeRA need it). A hub id is fetched where the hub is reachable.
+        base: the base checkpoint (with ``tuned``, or for adapters and Trainer runs), or a model
+            in memory (with ``tuned`` a model in memory too).
+        tuned: a fine-tuned checkpoint, compared with ``base``; or a model in memory.
+        run: training run folder(s), or ``{label: folder}``: an artent run, or the
+            ``output_dir`` of a transformers/TRL Trainer (its ``checkpoint-N`` folders).
+        model: a peft model in memory (``PeftModel``): its live adapter factors, no files.
+        label: labels set by hand, one per input, in the order ``tuned``, each adapter, each
+            run, ``model`` (the command's ``--label``).
         modules: module names (``"q_proj,v_proj"`` or a list); ``"all"`` for q, k, v, o, gate,
             up and down (those present).
         layers: layer indices (``"0,1,5-7"`` or a list); ``None`` for all.
@@ -258,9 +183,11 @@ def internal(
             ``internal.png`` and ``run.json`` into, as ``artent internal --out`` does.
         progress: show a progress bar.
     """
-    from artent.analysis.internal import InternalConfig, Source, run_internal, sources_from_run
+    from artent.analysis.internal import InternalConfig, run_internal
+    from artent.inputs import internal_sources, labelled
 
-    inputs = [base, tuned, *_listed(adapter), *_listed(run)]
+    paths = [base, tuned, *(i for opt in (adapter, run) for _, i in labelled(opt))]
+    inputs = [p for p in paths if isinstance(p, str | Path)]
     _check_out(out, "internal", inputs)
     cfg = InternalConfig(
         modules=_names(modules, "--modules"),
@@ -271,19 +198,15 @@ def internal(
         allow_pickle=allow_pickle,
         workers=workers,
     )
-    sources: list[Source] = []
-    if tuned:
-        if not base:
-            raise ValueError("--tuned needs --base (the checkpoint it was tuned from)")
-        sources.append(Source(Path(tuned).name, None, "pair", str(tuned), str(base)))
-    for a in _listed(adapter):
-        sources.append(
-            Source(Path(a).name, None, "adapter", a, None if base is None else str(base))
-        )
-    for r in _listed(run):
-        sources += sources_from_run(r)
-    if not sources:
-        raise ValueError("nothing to analyse: pass --base/--tuned, --adapter or --run")
+    sources = internal_sources(
+        adapter=adapter,
+        base=base,
+        tuned=tuned,
+        run=run,
+        model=model,
+        label=label,
+        allow_pickle=allow_pickle,
+    )
     with _claim(out, "internal", inputs) as claim:
         result = Internal(*run_internal(sources, cfg, progress=progress))
         if out is not None:
@@ -291,9 +214,8 @@ def internal(
 
             folder = _write(out, result.tables())
             result.plot(folder / "internal.png")
-            write_run_record(
-                folder, "internal", dict(cfg.__dict__, sources=[s.__dict__ for s in sources])
-            )
+            record = [{k: v for k, v in s.__dict__.items() if k != "deltas"} for s in sources]
+            write_run_record(folder, "internal", dict(cfg.__dict__, sources=record))
             claim.commit()
     return result
 
@@ -301,9 +223,11 @@ def internal(
 def external(
     texts: PathLike | Sequence[str],
     *,
-    model: str | Sequence[str] | None = None,
+    model: str | Any | Sequence[str | Any] | None = None,
+    tokenizer: Any | None = None,
     adapter: PathLike | None = None,
-    run: PathLike | Iterable[PathLike] | None = None,
+    run: PathLike | Iterable[PathLike] | Mapping[str, PathLike] | None = None,
+    label: str | Iterable[str] | None = None,
     seq_len: int = 64,
     n_texts: int = 8,
     encodings: str | Iterable[str] = ("amplitude", "born"),
@@ -322,10 +246,14 @@ def external(
             or a folder of them (:func:`read_texts`).
         model: ``"tiny"``, ``"smollm2"``, a model folder or a hub name: any model whose
             attention transformers returns under eager attention (decoders and encoders); or a
-            list of them, measured on the same corpus into one set of tables (the ``model``
-            column tells them apart; :meth:`External.compare` draws them side by side).
+            model in memory (with ``tokenizer``), measured where it is; or a list of them,
+            measured on the same corpus into one set of tables (the ``model`` column tells
+            them apart; :meth:`External.compare` draws them side by side).
+        tokenizer: the tokenizer of a model in memory.
         adapter: a peft adapter folder on ``model`` (one model only).
-        run: artent training run folder(s): every checkpoint along training.
+        run: training run folder(s) (artent's, or a Trainer ``output_dir``), or
+            ``{label: folder}``: every checkpoint along training.
+        label: labels set by hand, one per input: each model first, then each run.
         seq_len: tokens per window ``T``.
         n_texts: the most windows of ``T`` tokens cut from the corpus (the first ones).
         encodings: ``amplitude`` and/or ``born`` (comma-separated or a list).
@@ -345,11 +273,13 @@ def external(
 
     from artent.analysis.external import ExternalConfig, run_external
     from artent.analysis.external.measure import window_frames
-    from artent.analysis.runs import run_checkpoints
+    from artent.data.corpus import window_frame
+    from artent.inputs import external_jobs, labelled
     from artent.models.loading import check_adapter_on, load_for_forward, resolve_device
 
-    models = _listed(model)
-    inputs = [*models, adapter, *_listed(run), *_text_inputs(texts)]
+    models = [] if model is None else list(model) if isinstance(model, list | tuple) else [model]
+    named = [*models, adapter, *(r for _, r in labelled(run)), *_text_inputs(texts)]
+    inputs = [p for p in named if isinstance(p, str | Path)]
     _check_out(out, "external", inputs)
     corpus = read_texts(texts)
     resolve_device(device)  # a device that is not there is refused before any work
@@ -360,38 +290,43 @@ def external(
         orders=tuple(_names(orders, "--orders")),
         window_start=window_start,
     )
-    jobs: list[tuple[str, int | None, dict[str, Any]]] = []
-    if adapter and not models:
-        raise ValueError("--adapter needs --model (the model it adapts)")
-    if adapter and len(models) > 1:
-        raise ValueError("--adapter: give one --model with it (the model it adapts)")
-    if len(set(models)) < len(models):
-        raise ValueError(f"--model: the same model given twice ({models})")
-    for name in models:
-        label = Path(adapter).name if adapter else Path(name).name
-        jobs.append(
-            (label, None, dict(base=name, adapter=None if adapter is None else str(adapter)))
-        )
-    for r in _listed(run):
-        for c in run_checkpoints(r):
-            kind = "full" if c.is_full else "adapter"
-            jobs.append((c.label, c.step, dict(base=c.base, **{kind: c.path})))
-    if not jobs:
-        raise ValueError("nothing to analyse: pass --model (and --adapter) or --run")
-    for _, _, spec in jobs:  # every pair is checked before any model is loaded
+    jobs = external_jobs(
+        model=model,
+        adapter=adapter,
+        run=run,
+        tokenizer=tokenizer,
+        label=label,
+        allow_pickle=allow_pickle,
+    )
+    for _, _, spec, _ in jobs:  # every pair is checked before any model is loaded
         if spec.get("adapter"):
             check_adapter_on(spec["adapter"], spec["base"], allow_pickle=allow_pickle)
     # each base's window frame, read off its tokenizer before any model is loaded
-    frames = window_frames([spec["base"] for _, _, spec in jobs], cfg.window_start)
+    frames = window_frames(
+        [spec["base"] for _, _, spec, _ in jobs if "base" in spec], cfg.window_start
+    )
+    for lab, _, spec, _ in jobs:  # a model in memory: the frame of the tokenizer given
+        if "loaded" in spec:
+            try:
+                frames[lab] = window_frame(spec["loaded"][1], cfg.window_start).tokens
+            except ValueError as e:
+                raise ValueError(f"--window-start {cfg.window_start}: model {lab}: {e}") from None
+    # the model column: the base model's name (a model in memory: its label)
+    model_names = {lab: spec.get("base", lab) for lab, _, spec, _ in jobs}
     with _claim(out, "external", inputs) as claim:
         parts: dict[str, list] = {}
-        for label, step, spec in jobs:
-            m, tok = load_for_forward(**spec, device=device, allow_pickle=allow_pickle)
-            what = f"attention of {label}" + (f" step {step}" if step is not None else "")
+        for lab, step, spec, source in jobs:
+            if "loaded" in spec:
+                m, tok = spec["loaded"]
+            else:
+                m, tok = load_for_forward(**spec, device=device, allow_pickle=allow_pickle)
+            what = f"attention of {lab}" + (f" step {step}" if step is not None else "")
             with _status(what, progress):
-                tables = run_external(m, tok, corpus, cfg, step=step, label=label, notify=notify)
+                tables = run_external(m, tok, corpus, cfg, step=step, label=lab, notify=notify)
                 for name, frame in tables.items():
-                    parts.setdefault(name, []).append(frame.assign(model=spec["base"]))
+                    if "label" in frame:
+                        frame = frame.assign(source=source)
+                    parts.setdefault(name, []).append(frame.assign(model=model_names[lab]))
         result = External(**{k: pd.concat(parts[k], ignore_index=True) for k in External._fields})
         if out is not None:
             from artent.io import write_run_record
@@ -400,7 +335,7 @@ def external(
             result.plot(folder / "external.png")
             if len(models) > 1:
                 result.compare(folder / "models.png")
-            jobs_done = [j[:2] for j in jobs]
+            jobs_done = [(j[0], j[1], j[3]) for j in jobs]
             record = dict(
                 cfg.__dict__,
                 texts=corpus.source,
@@ -414,10 +349,11 @@ def external(
 
 
 def nohair(
-    models: Sequence[PathLike],
+    models: Sequence[PathLike] | Mapping[str, PathLike],
     texts: PathLike | Sequence[str],
     *,
     base: str | None = None,
+    label: str | Iterable[str] | None = None,
     seq_len: int = 64,
     n_texts: int = 8,
     modules: str | Iterable[str] = ("q_proj", "v_proj"),
@@ -430,10 +366,13 @@ def nohair(
     """Pairwise no-hair comparison: internal against external contrasts, attention outputs.
 
     Args:
-        models: run folders, adapter folders or fine-tuned model folders (adapter and model
-            folders need ``base``).
+        models: run folders (artent's or a Trainer ``output_dir``: the last checkpoint),
+            adapter folders or fine-tuned model folders (adapter and model folders need
+            ``base``), or ``{label: folder}``.
         texts: the corpus (as :func:`external` takes it); every model reads the same windows.
         base: the base model of adapter or model folders.
+        label: labels set by hand, one per model (default: the shortest distinguishing path
+            suffix).
         seq_len: tokens per window ``T``.
         n_texts: the most windows of ``T`` tokens.
         modules: modules of the internal profiles (``q_proj``, ``query``, ``q`` alike; the
@@ -447,8 +386,14 @@ def nohair(
             :func:`external`); each model's windows are framed by its own tokenizer.
     """
     from artent.analysis.nohair import NoHairConfig, check_specs, resolve_specs, run_nohair
+    from artent.inputs import labelled
 
-    inputs = [base, *(str(m) for m in models), *_text_inputs(texts)]
+    pairs = labelled(models)
+    if label is not None:
+        given = [label] if isinstance(label, str) else list(label)
+    else:
+        given = [lab for lab, _ in pairs]
+    inputs = [base, *(str(m) for _, m in pairs), *_text_inputs(texts)]
     _check_out(out, "nohair", inputs)
     corpus = read_texts(texts)
     cfg = NoHairConfig(
@@ -459,7 +404,7 @@ def nohair(
         allow_pickle=allow_pickle,
         window_start=window_start,
     )
-    specs = resolve_specs([str(m) for m in models], base)
+    specs = resolve_specs([str(m) for _, m in pairs], base, given)
     check_specs(specs, cfg)  # every adapter against its base, before any model is loaded
     with _claim(out, "nohair", inputs) as claim:
         tables = run_nohair(specs, corpus, cfg, notify=notify)

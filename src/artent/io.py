@@ -53,6 +53,18 @@ def _umask() -> int:
     return mask
 
 
+def umask_permissions(folder: str | os.PathLike) -> None:
+    """Give every file under ``folder`` the permissions a new file gets here (0644 typically).
+
+    safetensors and transformers' ``save_pretrained`` write through a temporary file, which is
+    created 0600; checkpoints and models are results others read, like the tables.
+    """
+    mode = 0o666 & ~_umask()
+    for f in Path(folder).rglob("*"):
+        if f.is_file() and not f.is_symlink():
+            f.chmod(mode)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:

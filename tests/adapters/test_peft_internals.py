@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 import inspect
 import json
+import tomllib
+from pathlib import Path
 
 import peft
 from packaging.version import Version
@@ -19,11 +21,19 @@ from artent.adapters.mps.config import MPS_PARAMETER_PREFIX
 
 
 def test_peft_version_is_the_checked_range() -> None:
+    from artent.adapters.mps.peft_check import SUPPORTED_MINORS, TESTED_PEFT
+
     version = Version(peft.__version__)
-    assert Version("0.21") <= version < Version("0.22"), (
-        f"peft {peft.__version__} is outside 0.21.x, the range artent.adapters.mps was checked "
-        f"against: re-run tests/adapters and update the pin in pyproject.toml"
+    lo, hi = Version(SUPPORTED_MINORS[0]), Version(SUPPORTED_MINORS[-1])
+    assert lo <= version < Version(f"{hi.major}.{hi.minor + 1}"), (
+        f"peft {peft.__version__} is outside {SUPPORTED_MINORS[0]}-{SUPPORTED_MINORS[-1]}, the "
+        f"range artent.adapters.mps was checked against: re-run tests/adapters and update "
+        f"peft_check.TESTED_PEFT and the range in pyproject.toml"
     )
+    assert [t.rsplit(".", 1)[0] for t in TESTED_PEFT] == list(SUPPORTED_MINORS)
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    requirement = next(r for r in project["project"]["dependencies"] if r.startswith("peft"))
+    assert requirement == f"peft>={lo},<{hi.major}.{hi.minor + 1}", requirement
 
 
 def test_peft_type_is_an_extensible_str_enum() -> None:
@@ -122,15 +132,41 @@ def test_tuner_layer_contract() -> None:
 
 
 def test_state_dict_key_convention() -> None:
-    from peft.tuners.tuners_utils import _remove_adapter_name_from_state_dict_key
+    # Through peft's public saver (the private helper it calls moved between releases): the
+    # adapter name is stripped from the ParameterDict keys of a saved MPS adapter.
+    from peft import get_peft_model, get_peft_model_state_dict
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    key = "base_model.model.model.layers.0.self_attn.q_proj.mps_B.default"
-    assert _remove_adapter_name_from_state_dict_key(key, "default") == key.removesuffix(
-        ".default"
-    ), (
-        "peft changed how adapter names are stripped from ParameterDict keys; saved MPS "
-        "checkpoints may no longer load"
+    base = LlamaForCausalLM(
+        LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                    num_attention_heads=2, num_key_value_heads=2, vocab_size=32)
+    )  # fmt: skip
+    model = get_peft_model(base, MPSConfig(r=2, chi=2, target_modules=["q_proj"]))
+    keys = sorted(get_peft_model_state_dict(model))
+    assert keys and all(k.startswith("base_model.model.") for k in keys), keys
+    assert not any(k.endswith(".default") or ".default." in k for k in keys), (
+        f"peft changed how adapter names are stripped from saved keys ({keys[0]}); saved MPS "
+        f"checkpoints may no longer load"
     )
+    assert any(k.endswith("q_proj.mps_B") for k in keys), keys
+
+
+def test_missing_internals_fail_the_import_in_one_line(monkeypatch) -> None:
+    from peft.tuners.tuners_utils import BaseTuner
+
+    from artent.adapters.mps import peft_check
+
+    peft_check.check_peft_internals()  # the installed peft passes
+    monkeypatch.delattr(BaseTuner, "_create_and_replace")
+    assert peft_check._missing() == "BaseTuner._create_and_replace"
+    try:
+        peft_check.check_peft_internals()
+    except ImportError as e:
+        message = str(e)
+    else:
+        raise AssertionError("a peft without BaseTuner._create_and_replace was accepted")
+    assert "BaseTuner._create_and_replace" in message and peft.__version__ in message
+    assert all(v in message for v in peft_check.TESTED_PEFT) and "\n" not in message
 
 
 def test_lora_default_targets_for_llama() -> None:

@@ -31,8 +31,9 @@ from artent.entanglement import (
 from artent.entanglement.sites import ORDERS
 from artent.validation import check_device, check_fields, flag
 
-#: Columns of ``internal.parquet``, one row per (label, step, layer, module, bond).
-PROFILE_COLUMNS = ["label", "step", "layer", "module", "bond", "entropy", "rmt"]
+#: Columns of ``internal.parquet``, one row per (label, step, layer, module, bond); ``source`` is
+#: the checkpoint or adapter the update was read from (``None`` for a model in memory).
+PROFILE_COLUMNS = ["label", "step", "source", "layer", "module", "bond", "entropy", "rmt"]
 
 
 @dataclass
@@ -85,27 +86,45 @@ class InternalConfig:
 
 @dataclass
 class Source:
-    """One set of updates to analyse: a label, a training step, and how to read its deltas."""
+    """One set of updates to analyse: a label, a training step, and how to read its deltas.
+
+    ``kind`` is ``pair`` (``path`` against ``base``), ``adapter`` (a saved adapter at ``path``) or
+    ``live`` (the updates of models in memory, in ``deltas``; ``path`` is ``None``).
+    """
 
     label: str
     step: int | None
-    kind: str  # "pair" | "adapter"
-    path: str
+    kind: str  # "pair" | "adapter" | "live"
+    path: str | None
     base: str | None = None
+    deltas: object = field(default=None, repr=False, compare=False)
 
 
-def sources_from_run(run: str | Path) -> list[Source]:
-    """Every checkpoint of an artent training run, in step order, as sources."""
-    return [
-        Source(c.label, c.step, "pair" if c.is_full else "adapter", c.path, c.base)
-        for c in run_checkpoints(run)
-    ]
+def sources_from_run(
+    run: str | Path, *, base: str | None = None, label: str | None = None
+) -> list[Source]:
+    """Every checkpoint of a training run (artent's or a Trainer's), in step order, as sources.
+
+    Args:
+        run: the run folder.
+        base: the base of a Trainer run (see :func:`artent.analysis.runs.run_checkpoints`).
+        label: the rows' label (default: the run folder's name).
+    """
+    out = []
+    for c in run_checkpoints(run, base):
+        b = c.base
+        if not c.is_full and base is None and b is not None and not Path(b).exists():
+            b = None  # a hub name in a Trainer adapter's config: a LoRA update needs no base
+        out.append(Source(label or c.label, c.step, "pair" if c.is_full else "adapter", c.path, b))
+    return out
 
 
 def iter_deltas(src: Source, cfg: InternalConfig) -> Iterator:
     """The updates of one source (``artent.models.deltas.Delta`` objects)."""
     from artent.models.deltas import deltas_from_adapter, deltas_from_pair
 
+    if src.kind == "live":
+        return src.deltas(cfg) if callable(src.deltas) else src.deltas
     if src.kind == "pair":
         return deltas_from_pair(
             src.base,
@@ -169,8 +188,10 @@ def analyse_delta(delta, cfg: InternalConfig) -> tuple[list[dict], dict]:
         summary.update(
             rank=rank,
             center_entropy=v.center_entropy,
-            ln_rank=log(delta.rank or rank),
-            within_bound=v.within_bound,
+            # ln r is the bound of a rank-r adapter; a dense update has no nominal rank to bound
+            # it (its numerical rank bounds its entropy trivially): NaN and None there
+            ln_rank=log(delta.rank) if delta.rank else np.nan,
+            within_bound=v.within_bound if delta.rank else None,
             valley_depth=v.depth,
             valley_ratio=v.ratio,
             volume_slope=slope,
@@ -218,7 +239,7 @@ def run_internal(sources: Iterable[Source], cfg: InternalConfig, *, progress: bo
         for src in sources:
             desc = src.label if src.step is None else f"{src.label} step {src.step}"
             task = bar.add_task(desc, total=None, module="")
-            tag = dict(label=src.label, step=src.step)
+            tag = dict(label=src.label, step=src.step, source=src.path)
             for rows, summary in _profiled(iter(iter_deltas(src, cfg)), cfg, pool, workers):
                 prof_rows += [{**tag, **r} for r in rows]
                 summ_rows.append({**tag, **summary})
@@ -290,7 +311,14 @@ def plot_internal(profiles, summary, path: str | Path) -> Path | None:
     return save_figure(fig, path)
 
 
-def profile_deltas(deltas: Iterable, cfg: InternalConfig, *, label: str, step: int | None):
+def profile_deltas(
+    deltas: Iterable,
+    cfg: InternalConfig,
+    *,
+    label: str,
+    step: int | None,
+    source: str | None = None,
+):
     """Profile updates already in hand (e.g. a training model's, in memory) as the two tables.
 
     Returns:
@@ -299,7 +327,7 @@ def profile_deltas(deltas: Iterable, cfg: InternalConfig, *, label: str, step: i
     import pandas as pd
 
     prof_rows, summ_rows = [], []
-    tag = dict(label=label, step=step)
+    tag = dict(label=label, step=step, source=source)
     for delta in deltas:
         rows, summary = analyse_delta(delta, cfg)
         prof_rows += [{**tag, **r} for r in rows]
@@ -307,12 +335,17 @@ def profile_deltas(deltas: Iterable, cfg: InternalConfig, *, label: str, step: i
     return pd.DataFrame(prof_rows, columns=PROFILE_COLUMNS), pd.DataFrame(summ_rows)
 
 
+#: the columns of ``internal_summary`` that :func:`valley_table` groups by
+VALLEY_GROUPS = ("label", "step", "source", "layer", "module", "name", "kind", "rows", "cols")
+
+
 def valley_table(summary, by: Iterable[str] = ("label", "step", "module")):
     """The valley metrics averaged per group of updates: what the CLI prints, the callback logs.
 
     Args:
         summary: an ``internal_summary`` table.
-        by: the grouping columns (a missing ``step`` is a group of its own).
+        by: a grouping column or several, any of :data:`VALLEY_GROUPS` (a missing ``step`` or
+            ``layer`` is a group of its own).
 
     Returns:
         One row per group, in order of appearance: ``by`` columns, ``updates`` (profiled),
@@ -322,7 +355,11 @@ def valley_table(summary, by: Iterable[str] = ("label", "step", "module")):
     """
     import pandas as pd
 
-    by = list(by)
+    by = [by] if isinstance(by, str) else list(by)  # "layer", not ["l", "a", "y", ...]
+    missing = [c for c in by if c not in summary.columns]
+    if not by or missing:
+        have = ", ".join(c for c in VALLEY_GROUPS if c in summary.columns)
+        raise ValueError(f"by: no column {missing[0] if missing else '(none)'!r}; group by {have}")
     metrics = ["center_entropy", "ln_rank", "valley_depth", "valley_ratio"]
     rows = []
     for key, g in summary.groupby(by, sort=False, dropna=False):

@@ -84,33 +84,48 @@ class ModelSpec:
         )
 
 
-def resolve_specs(items: list[str], base: str | None = None) -> list[ModelSpec]:
-    """Turn run folders, adapter folders and model folders into specs, plus their common base."""
+def resolve_specs(
+    items: list[str], base: str | None = None, labels: list[str | None] | None = None
+) -> list[ModelSpec]:
+    """Turn run folders, adapter folders and model folders into specs, plus their common base.
+
+    Args:
+        items: the models' folders (an artent run or Trainer ``output_dir``: its last checkpoint).
+        base: the base of adapter and model folders (and of a Trainer run).
+        labels: labels set by hand, one per item (``None`` where not): the others get the
+            shortest path suffix that tells them apart (:mod:`artent.analysis.labels`).
+    """
+    from artent.analysis.labels import assign_labels
+    from artent.analysis.runs import is_run
+
+    names = assign_labels(items, labels, what="--label")
+    if "base" in names:
+        raise ValueError("--label: 'base' names the base model's row; choose another label")
     if base is not None:
         base = resolve_base(base)  # `tiny` as the cached folder, as the runs record their base
     specs: list[ModelSpec] = []
-    for item in items:
+    for item, name in zip(items, names, strict=True):
         p = Path(item)
-        if (p / "run.json").is_file():
-            last = run_checkpoints(p)[-1]
+        if is_run(p):
+            last = run_checkpoints(p, base)[-1]
+            if last.base is None:
+                raise ValueError(f"{p}: the adapters name no base model; pass --base")
             specs.append(
-                ModelSpec(p.name, last.base, "full" if last.is_full else "adapter", last.path)
+                ModelSpec(name, last.base, "full" if last.is_full else "adapter", last.path)
             )
         elif (p / "adapter_config.json").is_file():
             if base is None:
                 raise ValueError(f"{p}: an adapter needs --base (the model it adapts)")
-            specs.append(ModelSpec(p.name, base, "adapter", str(p)))
+            specs.append(ModelSpec(name, base, "adapter", str(p)))
         elif (p / "config.json").is_file():
             if base is None:
                 raise ValueError(f"{p}: a fine-tuned model needs --base to compare against")
-            specs.append(ModelSpec(p.name, base, "full", str(p)))
+            specs.append(ModelSpec(name, base, "full", str(p)))
         else:
             raise ValueError(f"{item}: not a run folder, an adapter folder or a model folder")
     bases = {s.base for s in specs}
     if len(bases) != 1:
         raise ValueError(f"models to compare must share one base, got {sorted(bases)}")
-    if len({s.label for s in specs}) != len(specs):
-        raise ValueError("two models to compare have the same folder name; rename one")
     return [ModelSpec("base", bases.pop(), "base"), *specs]
 
 

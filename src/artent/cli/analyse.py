@@ -14,13 +14,17 @@ from artent.cli.app import Opt, UserError, app, console, err_console
 @app.command()
 def internal(
     out: Annotated[Path, Opt(help="output folder")],
-    base: Annotated[str | None, Opt(help="base checkpoint (folder or .safetensors)")] = None,
+    base: Annotated[
+        str | None,
+        Opt(help="base checkpoint (folder or .safetensors); also a Trainer run's base"),
+    ] = None,
     tuned: Annotated[str | None, Opt(help="fine-tuned checkpoint (with --base)")] = None,
     adapter: Annotated[
         list[str] | None, Opt(help="PEFT adapter folder(s); --base optional (DoRA needs it)")
     ] = None,
     run: Annotated[
-        list[str] | None, Opt(help="artent training run folder(s): every checkpoint")
+        list[str] | None,
+        Opt(help="run folder(s): artent's, or a Trainer/TRL output_dir of checkpoint-N folders"),
     ] = None,
     modules: Annotated[
         str, Opt(help="modules to analyse, comma-separated; 'all': q,k,v,o,gate,up,down")
@@ -32,6 +36,13 @@ def internal(
     allow_pickle: Annotated[bool, Opt("--allow-pickle", help="read pickle checkpoints")] = False,
     workers: Annotated[
         int | None, Opt(help="updates profiled at once (default: one per core)")
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        Opt(
+            help="a label per input, in order (--tuned, --adapter..., --run...); default: the "
+            "shortest path suffix that tells the inputs apart"
+        ),
     ] = None,
 ) -> None:
     """Entanglement profiles of weight updates: tuned - base, PEFT adapters, or training runs."""
@@ -51,6 +62,7 @@ def internal(
             device=device,
             allow_pickle=allow_pickle,
             workers=workers,
+            label=label,
             out=out,
             progress=True,
         ).summary
@@ -58,7 +70,7 @@ def internal(
         raise UserError(str(e)) from None
     zero = summary[summary.status == "zero update"]
     table = Table(
-        "source",
+        "label",
         "step",
         "modules",
         "mean S_cut",
@@ -70,13 +82,14 @@ def internal(
     )
     ok = summary[summary.status == "ok"]
     for r in valley_table(ok.assign(step=ok.step.fillna(-1)), by=("label", "step")).itertuples():
+        bounded = r.ln_rank == r.ln_rank  # a dense update (FFT) has no ln r to be within
         table.add_row(
             r.label,
             "-" if r.step < 0 else str(int(r.step)),
             str(r.updates),
             f"{r.center_entropy:.3f}",
-            f"{r.ln_rank:.3f}",
-            str(r.within_bound == 1),
+            f"{r.ln_rank:.3f}" if bounded else "-",
+            str(r.within_bound == 1) if bounded else "-",
             f"{r.valley_depth:.3f}",
             f"{r.valley_ratio:.3f}",
         )
@@ -114,7 +127,9 @@ def external(
         Opt(help="'tiny', 'smollm2', a model folder or a hub name; repeat to compare models"),
     ] = None,
     adapter: Annotated[str | None, Opt(help="a PEFT adapter folder on --model")] = None,
-    run: Annotated[list[str] | None, Opt(help="artent run folder(s): every checkpoint")] = None,
+    run: Annotated[
+        list[str] | None, Opt(help="run folder(s): artent's, or a Trainer/TRL output_dir")
+    ] = None,
     seq_len: Annotated[int, Opt(help="tokens per window (T)")] = 64,
     n_texts: Annotated[int, Opt(help="most windows of T tokens cut from the corpus")] = 8,
     encodings: Annotated[str, Opt(help="amplitude,born")] = "amplitude,born",
@@ -124,6 +139,9 @@ def external(
     ] = "auto",
     allow_pickle: Annotated[bool, Opt("--allow-pickle", help="read pickle checkpoints")] = False,
     window_start: Annotated[str, Opt(help=WINDOW_START_HELP)] = "model",
+    label: Annotated[
+        list[str] | None, Opt(help="a label per input, in order (--model, --run...)")
+    ] = None,
 ) -> None:
     """Entanglement profiles of attention matrices, their Cardy fits and the random baseline."""
     from artent import api
@@ -135,6 +153,7 @@ def external(
             window_start=window_start,
             adapter=adapter,
             run=run,
+            label=label,
             seq_len=seq_len,
             n_texts=n_texts,
             encodings=encodings,
@@ -190,6 +209,7 @@ def nohair(
     device: Annotated[str | None, Opt(help="torch device for the profiles")] = None,
     allow_pickle: Annotated[bool, Opt("--allow-pickle", help="read pickle checkpoints")] = False,
     window_start: Annotated[str, Opt(help=WINDOW_START_HELP)] = "model",
+    label: Annotated[list[str] | None, Opt(help="a label per model, in order")] = None,
 ) -> None:
     """Pairwise no-hair comparison: internal vs external contrasts, attention-output distances."""
     from artent import api
@@ -204,6 +224,7 @@ def nohair(
             modules=modules,
             device=device,
             allow_pickle=allow_pickle,
+            label=label,
             out=out,
             notify=_note_once(),
             window_start=window_start,

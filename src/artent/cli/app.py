@@ -30,6 +30,23 @@ class UserError(Exception):
 Opt = typer.Option
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from artent import __version__
+
+        console.print(f"artent {__version__}", highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="print the version"
+    ),
+) -> None:
+    """artent: artificial entanglement of fine-tuned language models."""
+
+
 def _click_exception() -> type[Exception]:
     """The ClickException class typer raises: typer >= 0.22 bundles its own copy of click
     (``typer._click``), whose exceptions ``click.ClickException`` does not catch."""

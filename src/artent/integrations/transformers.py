@@ -42,6 +42,16 @@ def _fail(message: str) -> ValueError:
     return ValueError(f"EntanglementCallback: {message}")
 
 
+def model_name(model) -> str:
+    """What the report calls the trained model: the base's ``name_or_path``, else its class."""
+    config = getattr(model, "config", None)
+    name = getattr(config, "name_or_path", None) or getattr(model, "name_or_path", None)
+    if name:
+        return str(name)
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return f"{type(inner).__name__} (built in memory; no name_or_path)"
+
+
 class EntanglementCallback(TrainerCallback):
     """Entanglement profiles of the updates of the model being trained, every ``every`` steps.
 
@@ -139,6 +149,7 @@ class EntanglementCallback(TrainerCallback):
         self._main = bool(state.is_world_process_zero)
         if not self._main:
             return
+        self._model_name = model_name(model)
         output_dir = Path(args.output_dir or "trainer_output")
         self.folder = self.out_dir or output_dir / "artent"
         self.label = output_dir.resolve().name or "run"
@@ -192,6 +203,7 @@ class EntanglementCallback(TrainerCallback):
             steps=args.max_steps if args.max_steps and args.max_steps > 0 else None,
             every=self.every,
             output_dir=str(args.output_dir),
+            model=self._model_name,
             **{k: v for k, v in self.config.__dict__.items() if k != "allow_pickle"},
         )
         write_run_record(self.folder, "callback", config)

@@ -303,7 +303,10 @@ def adapter_kind(t: Target) -> str:
     from peft.tuners.lora import LoraLayer
     from peft.tuners.vera import VeraLayer
 
-    from artent.adapters.mps import MPSLayer
+    try:
+        from artent.adapters.mps import MPSLayer
+    except ImportError:  # a peft whose internals the MPS adapter cannot use: no MPS layers exist
+        MPSLayer = ()  # noqa: N806
 
     layer = t.handle
     _linear_base(t)

@@ -148,11 +148,11 @@ def put_adapter(model, adapter: str, *, allow_pickle: bool = False):
     from peft import PeftConfig, PeftModel, set_peft_model_state_dict
     from peft.auto import MODEL_TYPE_TO_PEFT_MODEL_MAPPING
 
-    import artent.adapters.mps  # noqa: F401  (registers the mps method with peft)
     from artent.models.adapter_check import adapter_weights, read_adapter_config
     from artent.models.peft_warnings import peft_quietly
 
-    read_adapter_config(adapter)
+    if read_adapter_config(adapter)["peft_type"].upper() == "MPS":
+        import artent.adapters.mps  # noqa: F401  (registers the mps method with peft)
     what = f"adapter {adapter}"
     config = _from_pretrained(what, PeftConfig.from_pretrained, adapter)
     config.inference_mode = True

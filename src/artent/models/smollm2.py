@@ -199,7 +199,9 @@ def _convert_into(gguf_file: Path, folder: Path) -> dict:
     folder.mkdir(parents=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    _umask_permissions(folder)
+    from artent.io import umask_permissions
+
+    umask_permissions(folder)
     return {
         "name": gguf_file.stem,
         "dtype": "float32 (dequantised from the GGUF)",
@@ -213,15 +215,6 @@ def _convert_into(gguf_file: Path, folder: Path) -> dict:
             "python": platform.python_version(),
         },
     }
-
-
-def _umask_permissions(folder: Path) -> None:
-    """Give every file the umask's permissions (safetensors writes 0600 through a temp file)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for f in folder.iterdir():
-        if f.is_file():
-            f.chmod(0o666 & ~umask)
 
 
 def _dist_version(name: str) -> str | None:

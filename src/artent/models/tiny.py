@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from artent.data import template
 from artent.data.generators import GENERATOR_VERSION, pretraining_corpus
+from artent.io import umask_permissions
 from artent.models.tiny_config import (
     MAX_POSITIONS,
     TINY_MODEL_NAME,
@@ -264,6 +265,7 @@ def _pretrain_into(folder: Path, cfg: TinyPretrainConfig, progress: bool) -> dic
         if bars_were_on:
             hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(folder)
+    umask_permissions(folder)  # save_pretrained writes the weights 0600
     record["wall_time_s"] = round(time.perf_counter() - started, 2)
     (folder / PRETRAIN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return record

@@ -23,6 +23,7 @@ from artent.analysis.external.readings import (
 )
 from artent.entanglement.length import PAGE_LENGTH_SLOPE
 from artent.report.tables import (
+    MADE_BY,
     TABLES,
     StudyTables,
     final_rows,
@@ -57,7 +58,7 @@ class NotMeasured(Exception):
 def _need(t: StudyTables, *names: str) -> None:
     for name in names:
         if t.tables.get(name) is None:
-            raise NotMeasured(f"{TABLES[name][0]} missing")
+            raise NotMeasured(f"{TABLES[name][0]} missing ({MADE_BY[name]})")
 
 
 def _rows_or_skip(frame: pd.DataFrame, what: str) -> pd.DataFrame:

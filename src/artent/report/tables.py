@@ -21,6 +21,7 @@ __all__ = [
     "StudyTables",
     "final_rows",
     "internal_folder",
+    "MADE_BY",
     "length_scaling_fit",
     "load_study",
     "spearman",
@@ -92,6 +93,20 @@ TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "base_scaling_baseline": (
         "attention/scaling_baseline.parquet",
         ("layer", "head", "encoding", "beta", "T", "cut_entropy"),
+    ),
+}
+#: what writes each table: a claim left unmeasured without it says so
+MADE_BY = {
+    **dict.fromkeys(("internal", "internal_summary"), "made by artent internal on the runs"),
+    **dict.fromkeys(
+        ("external", "external_summary", "scaling", "baseline"),
+        "made by artent external on the runs",
+    ),
+    "nohair": "made by artent nohair on the runs",
+    "profiles": "made by artent demo's random-matrix stage",
+    **dict.fromkeys(
+        ("sink", "base_external", "base_external_summary", "base_scaling", "base_baseline"),
+        "made by artent demo's base-attention stage",
     ),
 }
 # what each named model is, for the report's model column and header
@@ -240,9 +255,15 @@ def _internal_tables(root: Path) -> tuple[dict, dict[str, pd.DataFrame | None]]:
         tables[name] = _read_parquet(path, cols) if path.is_file() else None
     record = _read_json(root / "run.json") if (root / "run.json").is_file() else {}
     study: dict[str, Any] = {"versions": record.get("versions", {})}
+    config = record.get("config", {}) if isinstance(record.get("config"), dict) else {}
     if record.get("command") == "callback":
-        study["runs"] = [record.get("config", {})]
-        study["callback"] = record.get("config", {})
+        study["runs"] = [config]
+        study["callback"] = config
+        if config.get("model"):
+            study["model_name"] = config["model"]
+    bases = {s.get("base") for s in config.get("sources", []) if isinstance(s, dict)}
+    if record.get("command") == "internal" and len(bases) == 1 and None not in bases:
+        study["model_name"] = bases.pop()  # artent internal --out: the one base it read
     return study, tables
 
 

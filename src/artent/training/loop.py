@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from artent.io import atomic_path, versions, write_json, write_parquet
+from artent.io import atomic_path, umask_permissions, versions, write_json, write_parquet
 from artent.models.loading import load_base
 from artent.outdir import (
     LOCK_NAME,
@@ -251,6 +251,7 @@ def _save_checkpoint(out: Path, step: int, model, optimizer, cfg: TrainConfig, l
     _journal("weights", step)
     state = {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(), "step": step}
     torch.save(state, tmp / "trainer_state.pt")
+    umask_permissions(tmp)  # save_pretrained writes 0600; a checkpoint is read by others too
     _journal("state", step)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)

@@ -93,7 +93,8 @@ class MPSModel(BaseTuner):
 
 
 # =================================================================================================
-# peft internals (peft >= 0.21, < 0.22). Everything below depends on private details of peft:
+# peft internals (checked at import by peft_check.py, which names the peft releases tested).
+# Everything below depends on private details of peft:
 #   1. peft.utils.peft_types.PeftType is a closed `str` Enum and register_peft_method() refuses a
 #      name that is not a member, so we add the member MPS to it (the enum's _member_map_,
 #      _value2member_map_ and _member_names_ tables, plus the class attribute).
