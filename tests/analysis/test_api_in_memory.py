@@ -32,8 +32,9 @@ def tiny_llama(seed: int = 0):
 
 
 def same_tables(a: pd.DataFrame, b: pd.DataFrame, atol: float = 1e-10) -> None:
-    """Equal keys and text, numbers within ``atol`` (labels and sources aside)."""
-    drop = [c for c in ("label", "source") if c in a]
+    """Equal keys and text, numbers within ``atol`` (the names of the inputs aside: label,
+    source and model)."""
+    drop = [c for c in ("label", "source", "model") if c in a]
     a, b = a.drop(columns=drop).reset_index(drop=True), b.drop(columns=drop).reset_index(drop=True)
     assert list(a.columns) == list(b.columns) and len(a) == len(b) > 0
     for col in a.columns:
