@@ -223,6 +223,9 @@ def internal(
     device: str | None = None,
     allow_pickle: bool = False,
     workers: int | None = None,
+    what: str = "update",
+    intruder_k: int = 10,
+    intruder_eps: float = 0.5,
     out: PathLike | None = None,
     progress: bool = False,
 ) -> Internal:
@@ -241,6 +244,10 @@ def internal(
         device: torch device of the profiles (``None``: numpy on the CPU).
         allow_pickle: read pickle checkpoints.
         workers: updates profiled at once on the CPU (``None``: one per core).
+        what: profile the ``update`` ``dW``, the ``merged`` weight ``W + dW`` or the ``base`` ``W``
+            (the last two need the base weights).
+        intruder_k, intruder_eps: intruder dimensions are counted among the top ``intruder_k``
+            singular vectors of ``W + dW`` (``0``: not counted), with threshold ``intruder_eps``.
         out: a folder to write ``internal.parquet``, ``internal_summary.parquet``,
             ``internal.png`` and ``run.json`` into, as ``artent internal --out`` does.
         progress: show a progress bar.
@@ -257,6 +264,9 @@ def internal(
         device=device,
         allow_pickle=allow_pickle,
         workers=workers,
+        what=what,
+        intruder_k=intruder_k,
+        intruder_eps=intruder_eps,
     )
     sources: list[Source] = []
     if tuned:
@@ -271,6 +281,8 @@ def internal(
         sources += sources_from_run(r)
     if not sources:
         raise ValueError("nothing to analyse: pass --base/--tuned, --adapter or --run")
+    if cfg.what != "update" and any(s.base is None for s in sources):
+        raise ValueError(f"--what {cfg.what} needs the base weights: pass --base")
     with _claim(out, "internal", inputs) as claim:
         result = Internal(*run_internal(sources, cfg, progress=progress))
         if out is not None:

@@ -21,6 +21,7 @@ from artent.models.deltas.common import (
     finite,
     is_zero_product,
     matrix_shape,
+    stored_dtype,
 )
 from artent.models.deltas.fused import fused_layout, read_model_config, split_update
 from artent.models.deltas.select import Planned, select
@@ -191,13 +192,20 @@ def _adapter_deltas(ad: SavedAdapter, plan: list[Planned]) -> Iterator[Delta]:
     try:
         for p in plan:
             if cached is None or cached[0] != p.name:
-                cached = (p.name, *build(ad, p.name, ad.modules[p.name]))
-            _, update, rank, kind, is_zero = cached
+                weight = None
+                if ad.base is not None:
+                    dtype = stored_dtype(ad.base, [p.name + ".weight"])
+                    weight = ad.base_weight(p.name).to(dtype)
+                cached = (p.name, *build(ad, p.name, ad.modules[p.name]), weight)
+            _, update, rank, kind, is_zero, weight = cached
             if p.rows is not None:
                 update = split_update(update, p.rows)
+                weight = None if weight is None else split_update(weight, p.rows)
                 is_zero = _block_is_zero(update)
             rows, cols = update.shape
-            yield Delta(p.label, p.layer, p.module, update, rows, cols, rank, kind, bool(is_zero))
+            yield Delta(
+                p.label, p.layer, p.module, update, rows, cols, rank, kind, bool(is_zero), weight
+            )
     finally:
         ad.ckpt.close()
         if ad.base is not None:
