@@ -52,7 +52,7 @@ def profiled_matrix(delta, what: str) -> tuple[Any, int | None]:
     """
     if what == "update":
         return (None if delta.is_zero else delta.update), delta.rank
-    if delta.base is None:
+    if getattr(delta, "base", None) is None:
         raise ValueError(
             f"--what {what} needs the base weights of '{delta.name}': pass the base (--base)"
         )
@@ -77,7 +77,7 @@ def companions(delta, matrix: Any, p_cut: np.ndarray | None, cfg) -> dict[str, A
         out.update(effective_rank=np.nan, roy_vetterli_rank=np.nan, stable_rank=np.nan)
     else:
         out.update(spectral_ranks(squared_singular_values(matrix) if p_cut is None else p_cut))
-    W = delta.base
+    W = getattr(delta, "base", None)  # a duck-typed Delta may not carry one
     if W is None:
         return {**out, "relative_norm": np.nan, "intruders": np.nan}
     if delta.is_zero:
