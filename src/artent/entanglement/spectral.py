@@ -21,6 +21,9 @@ SVDs, which is fine since ``W`` is dense anyway.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -145,6 +148,12 @@ def intruder_cosines(weight: Any, update: Any, k: int = INTRUDER_K) -> np.ndarra
     """The largest ``|cos|`` of each of the top ``k`` left singular vectors of ``W + dW`` with
     any left singular vector of ``W``.
 
+    ``W``'s left singular vectors come from one SVD, kept (by the weight's bytes) for the next
+    update of the same base weight: every checkpoint of a run shares its base. The top ``k`` of
+    ``W + dW`` come from the ``k`` largest eigenpairs of its smaller Gram matrix (scipy's
+    ``eigh`` with ``subset_by_index``; a full SVD without scipy); tests/entanglement/
+    test_spectral.py checks the counts against numpy's SVD.
+
     Args:
         weight: the base weight ``W`` (``m x n``, numpy or torch).
         update: ``dW``, dense or ``LowRank``, same shape.
@@ -158,9 +167,49 @@ def intruder_cosines(weight: Any, update: Any, k: int = INTRUDER_K) -> np.ndarra
     dW = _dense(update)
     if W.shape != dW.shape:
         raise ValueError(f"weight {W.shape} and update {dW.shape} differ in shape")
-    u_base = np.linalg.svd(W, full_matrices=False)[0]
-    u_merged = np.linalg.svd(W + dW, full_matrices=False)[0][:, :k]
+    u_base = _base_vectors(W)
+    u_merged = _top_left_vectors(W + dW, min(k, *W.shape))
     return np.abs(u_merged.T @ u_base).max(axis=1)
+
+
+_CACHE: OrderedDict[bytes, np.ndarray] = OrderedDict()
+_CACHE_BYTES = 256 << 20  # at most this much of left singular vectors kept
+_CACHE_LOCK = threading.Lock()
+
+
+def _base_vectors(W: np.ndarray) -> np.ndarray:
+    """The left singular vectors of ``W`` (``m x min(m, n)``), cached by its bytes."""
+    key = hashlib.blake2b(np.ascontiguousarray(W).view(np.uint8), digest_size=20).digest()
+    key += repr(W.shape).encode()
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    U = np.linalg.svd(W, full_matrices=False)[0]
+    with _CACHE_LOCK:
+        _CACHE[key] = U
+        while sum(u.nbytes for u in _CACHE.values()) > _CACHE_BYTES and len(_CACHE) > 1:
+            _CACHE.popitem(last=False)
+    return U
+
+
+def _top_left_vectors(M: np.ndarray, k: int) -> np.ndarray:
+    """The top ``k`` left singular vectors of ``M``, largest first."""
+    try:
+        from scipy.linalg import eigh
+    except ImportError:  # a bare machine: the full SVD
+        return np.linalg.svd(M, full_matrices=False)[0][:, :k]
+    m, n = M.shape
+    if m <= n:
+        G = M @ M.T
+        U = eigh(G, subset_by_index=[m - k, m - 1])[1][:, ::-1]
+        return U
+    V = eigh(M.T @ M, subset_by_index=[n - k, n - 1])[1][:, ::-1]
+    U = M @ V  # u_j = M v_j / s_j
+    norms = np.linalg.norm(U, axis=0)
+    if not (norms > 1e-12 * max(float(norms.max()), 1e-300)).all():  # a zero singular value
+        return np.linalg.svd(M, full_matrices=False)[0][:, :k]
+    return U / norms
 
 
 def intruder_dimensions(
