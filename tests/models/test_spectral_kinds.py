@@ -104,3 +104,23 @@ def test_intruders_equal_peft_reduce_intruder_dimension(base_model):
             theirs[name.removeprefix("base_model.model.")] = int(what.split()[-1])
     assert theirs == ours
     assert min(ours.values()) == 0 and max(ours.values()) >= 2  # both cases are exercised
+
+
+def test_factored_updates_stay_factored_and_orders_agree(tmp_path, base_model, monkeypatch):
+    from artent.entanglement.profile import LowRank
+
+    _build_adapter(base_model, "lora", tmp_path)
+    deltas = list(deltas_from_adapter(tmp_path, modules=["q_proj"]))  # 64 x 64: both orders
+    _, sequential = profile_deltas(deltas, InternalConfig(), label="a", step=None)
+
+    def refuse(self):
+        raise AssertionError("a factored update was formed m x n")
+
+    monkeypatch.setattr(LowRank, "to_dense", refuse)
+    _, again = profile_deltas(deltas, InternalConfig(), label="a", step=None)
+    cfg = InternalConfig(order="interleaved")
+    monkeypatch.undo()  # the interleaved profile forms LowRank densely (documented fallback)
+    _, interleaved = profile_deltas(deltas, cfg, label="a", step=None)
+    for col in ("effective_rank", "roy_vetterli_rank", "stable_rank"):
+        np.testing.assert_array_equal(again[col], sequential[col])
+        np.testing.assert_allclose(interleaved[col], sequential[col], rtol=1e-9)
