@@ -244,10 +244,8 @@ def internal(
         device: torch device of the profiles (``None``: numpy on the CPU).
         allow_pickle: read pickle checkpoints.
         workers: updates profiled at once on the CPU (``None``: one per core).
-        what: profile the ``update`` ``dW``, the ``merged`` weight ``W + dW`` or the ``base`` ``W``
-            (the last two need the base weights).
-        intruder_k, intruder_eps: intruder dimensions are counted among the top ``intruder_k``
-            singular vectors of ``W + dW`` (``0``: not counted), with threshold ``intruder_eps``.
+        what, intruder_k, intruder_eps: what is profiled (``update``, ``merged`` or ``base``) and
+            the intruder count's options (:class:`~artent.analysis.internal.InternalConfig`).
         out: a folder to write ``internal.parquet``, ``internal_summary.parquet``,
             ``internal.png`` and ``run.json`` into, as ``artent internal --out`` does.
         progress: show a progress bar.

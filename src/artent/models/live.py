@@ -203,7 +203,7 @@ def live_deltas(
             else:
                 update, rank, kind = _dense_update(t, snapshot), None, "dense"
                 is_zero = not bool(update.any())
-                weight = snapshot[t.name].to(update.device)
+                weight = snapshot[t.name]  # stays on the CPU, where the companions are taken
                 weight = weight.T if _is_conv1d(t.handle) else weight
             weight = weight.to(_float(weight))
             rows, cols = update.shape
