@@ -192,6 +192,9 @@ def test_full_fine_tuning_in_trainer(tmp_path):
     last = summary[summary.step == 6].sort_values(["layer", "module"]).reset_index(drop=True)
     ref = cli.summary.sort_values(["layer", "module"]).reset_index(drop=True)
     np.testing.assert_allclose(last.center_entropy, ref.center_entropy, rtol=0, atol=1e-8)
+    # The companions against the snapshot equal those of the checkpoint pair.
+    for col in ("stable_rank", "relative_norm", "intruders"):
+        np.testing.assert_allclose(last[col], ref[col], rtol=1e-6, err_msg=col)
 
 
 def test_full_fine_tuning_resumes_against_the_step_0_weights(tmp_path):
