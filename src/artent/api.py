@@ -151,6 +151,9 @@ def internal(
     device: str | None = None,
     allow_pickle: bool = False,
     workers: int | None = None,
+    what: str = "update",
+    intruder_k: int = 10,
+    intruder_eps: float = 0.5,
     out: PathLike | None = None,
     progress: bool = False,
 ) -> Internal:
@@ -179,6 +182,8 @@ def internal(
         device: torch device of the profiles (``None``: numpy on the CPU).
         allow_pickle: read pickle checkpoints.
         workers: updates profiled at once on the CPU (``None``: one per core).
+        what, intruder_k, intruder_eps: what is profiled (``update``, ``merged`` or ``base``) and
+            the intruder count's options (:class:`~artent.analysis.internal.InternalConfig`).
         out: a folder to write ``internal.parquet``, ``internal_summary.parquet``,
             ``internal.png`` and ``run.json`` into, as ``artent internal --out`` does.
         progress: show a progress bar.
@@ -197,6 +202,9 @@ def internal(
         device=device,
         allow_pickle=allow_pickle,
         workers=workers,
+        what=what,
+        intruder_k=intruder_k,
+        intruder_eps=intruder_eps,
     )
     sources = internal_sources(
         adapter=adapter,
@@ -207,6 +215,8 @@ def internal(
         label=label,
         allow_pickle=allow_pickle,
     )
+    if cfg.what != "update" and any(s.base is None for s in sources):
+        raise ValueError(f"--what {cfg.what} needs the base weights: pass --base")
     with _claim(out, "internal", inputs) as claim:
         result = Internal(*run_internal(sources, cfg, progress=progress))
         if out is not None:

@@ -128,6 +128,8 @@ def test_layers_and_modules_selection(tmp_path):
         ("corrupt", "safetensors"),
         ("nan", "NaN"),
         ("pickle", "--allow-pickle"),
+        ("merged without base", "--what merged needs the base weights"),
+        ("what", "--what must be one of update, merged, base"),
     ],
 )
 def test_bad_input_exit_2_and_no_output(tmp_path, capsys, case, match):
@@ -148,10 +150,15 @@ def test_bad_input_exit_2_and_no_output(tmp_path, capsys, case, match):
     elif case == "pickle":
         (a / "adapter_model.safetensors").unlink()
         torch.save(tensors, a / "adapter_model.bin")
+    elif case == "merged without base":
+        args += ["--what", "merged"]
+    elif case == "what":
+        args += ["--what", "delta"]
     code = cli_main(args)
     err = capsys.readouterr().err
     assert code == 2, err
     assert match in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 

@@ -47,3 +47,10 @@ def test_lora_valley_floor_and_fft_shallower_along_training(runs, tmp_path, caps
     assert fft.center_entropy.mean() > log(4)  # FFT is not pinned by a rank
     p = pd.read_parquet(out / "internal.parquet")
     assert {"label", "step", "layer", "module", "bond", "entropy", "rmt"} <= set(p.columns)
+    # The spectral companions: every run's checkpoints come with their base.
+    assert (s[s.step == 0].relative_norm == 0).all() and (s[s.step == 0].intruders == 0).all()
+    assert trained.relative_norm.gt(0).all() and trained.intruders.notna().all()
+    assert (trained[trained.label != "fft"].stable_rank <= 4 + 1e-9).all()  # rank 4 at most
+    assert (trained.effective_rank >= 1).all()
+    assert (trained.effective_rank <= trained.roy_vetterli_rank + 1e-9).all()
+    assert set(s.what) == {"update"}

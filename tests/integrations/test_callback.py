@@ -147,6 +147,12 @@ def test_lora_in_trainer(tmp_path):
     assert list(summary.columns) == list(cli.summary.columns)
     assert list(profiles.columns) == list(cli.profiles.columns)
     same_profiles(profiles[profiles.step == 6], cli.profiles)
+    # The spectral companions: the same ranks; the callback has the base weights, the saved
+    # adapter alone does not (its pair columns are unknown).
+    last = summary[summary.step == 6]
+    np.testing.assert_allclose(last.stable_rank, cli.summary.stable_rank, rtol=1e-6)
+    assert last.relative_norm.gt(0).all() and last.intruders.notna().all()
+    assert cli.summary.relative_norm.isna().all()
 
     # `artent report` reads the Trainer's output folder: the run, its tables and its losses.
     study = load_study(tmp_path / "out")
@@ -186,6 +192,9 @@ def test_full_fine_tuning_in_trainer(tmp_path):
     last = summary[summary.step == 6].sort_values(["layer", "module"]).reset_index(drop=True)
     ref = cli.summary.sort_values(["layer", "module"]).reset_index(drop=True)
     np.testing.assert_allclose(last.center_entropy, ref.center_entropy, rtol=0, atol=1e-8)
+    # The companions against the snapshot equal those of the checkpoint pair.
+    for col in ("stable_rank", "relative_norm", "intruders"):
+        np.testing.assert_allclose(last[col], ref[col], rtol=1e-6, err_msg=col)
 
 
 def test_full_fine_tuning_resumes_against_the_step_0_weights(tmp_path):

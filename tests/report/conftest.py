@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 SHAPES = {"q_proj": (128, 128), "v_proj": (64, 128)}  # the default tiny LLaMA's
 LAYERS = 2
@@ -52,8 +53,8 @@ def _update(run: dict, step: int, rows: int, cols: int, rng):
     """A synthetic update: its cut spectrum flattens (entropy grows) with step and lr."""
     from artent.entanglement import LowRank
 
-    if run["method"] == "fft":
-        return rng.standard_normal((rows, cols)), None, "dense"
+    if run["method"] == "fft":  # small against the base: few intruders (the scale-free profile
+        return 0.01 * rng.standard_normal((rows, cols)), None, "dense"  # does not change)
     r = run["rank"]
     decay = 1.5 / (1.0 + (run["lr"] / 2e-3) * step / 10.0)
     B = rng.standard_normal((rows, r)) * np.exp(-decay * np.arange(r))
@@ -69,6 +70,7 @@ def internal_tables(runs: list[dict], seed: int = 0) -> tuple[pd.DataFrame, pd.D
     from artent.analysis.internal import InternalConfig, analyse_delta
 
     rng = np.random.default_rng(seed)
+    bases = np.random.default_rng(seed + 100)  # the base weights, apart from the updates' draws
     cfg = InternalConfig()
     prof, summ = [], []
     for run in runs:
@@ -86,6 +88,7 @@ def internal_tables(runs: list[dict], seed: int = 0) -> tuple[pd.DataFrame, pd.D
                         rank=rank,
                         kind=kind,
                         is_zero=step == 0,
+                        base=torch.tensor(bases.standard_normal((m, n))),
                     )
                     rows, summary = analyse_delta(delta, cfg)
                     tag = dict(label=run["name"], step=step)

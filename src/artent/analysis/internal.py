@@ -29,11 +29,16 @@ from artent.entanglement import (
     valley,
 )
 from artent.entanglement.sites import ORDERS
+from artent.entanglement.spectral import INTRUDER_EPS, INTRUDER_K
 from artent.validation import check_device, check_fields, flag
 
 #: Columns of ``internal.parquet``, one row per (label, step, layer, module, bond); ``source`` is
 #: the checkpoint or adapter the update was read from (``None`` for a model in memory).
 PROFILE_COLUMNS = ["label", "step", "source", "layer", "module", "bond", "entropy", "rmt"]
+#: What ``--what`` profiles: the update ``dW``, the merged weight ``W + dW``, the base ``W``.
+WHATS = ("update", "merged", "base")
+#: Spectral companions that :func:`valley_table` averages per group.
+COMPANION_MEANS = ("effective_rank", "stable_rank", "relative_norm", "intruders")
 
 
 @dataclass
@@ -51,6 +56,12 @@ class InternalConfig:
         workers: updates profiled at the same time on the CPU (``None``: one per available core;
             a GPU ``device`` profiles one at a time). Memory grows with it: each worker holds one
             float32 update and its Gram matrices.
+        what: the matrix profiled: ``update`` (``dW``), ``merged`` (``W + dW``) or ``base``
+            (``W``); the last two need the base weights.
+        intruder_k: top singular vectors of ``W + dW`` examined for intruder dimensions
+            (``0``: none are counted); needs the base weights.
+        intruder_eps: a singular vector whose largest ``|cos|`` with ``W``'s is below this is an
+            intruder.
     """
 
     modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
@@ -61,6 +72,9 @@ class InternalConfig:
     device: str | None = None
     allow_pickle: bool = False
     workers: int | None = None
+    what: str = "update"
+    intruder_k: int = INTRUDER_K
+    intruder_eps: float = INTRUDER_EPS
 
     def __post_init__(self) -> None:
         if isinstance(self.modules, str):
@@ -82,6 +96,12 @@ class InternalConfig:
             raise ValueError(f"--workers must be a positive integer, got {self.workers!r}")
         if self.k < 1:
             raise ValueError(f"valley half-width k must be >= 1, got {self.k}")
+        if self.what not in WHATS:
+            raise ValueError(f"--what must be one of {', '.join(WHATS)}, not {self.what!r}")
+        if self.intruder_k < 0:
+            raise ValueError(f"--intruder-k must be >= 0, got {self.intruder_k}")
+        if not 0 <= self.intruder_eps <= 1:
+            raise ValueError(f"--intruder-eps must be in [0, 1], got {self.intruder_eps}")
 
 
 @dataclass
@@ -143,7 +163,14 @@ def iter_deltas(src: Source, cfg: InternalConfig) -> Iterator:
 
 
 def analyse_delta(delta, cfg: InternalConfig) -> tuple[list[dict], dict]:
-    """Profile one update: per-bond rows and one summary row (nats; NaN metrics if zero)."""
+    """Profile one update: per-bond rows and one summary row (nats; NaN metrics if zero).
+
+    ``cfg.what`` chooses the matrix profiled (``dW``, ``W + dW`` or ``W``); the spectral
+    companions (:func:`artent.analysis.spectral_columns.companions`) are appended to the row.
+    """
+    from artent.analysis.spectral_columns import companions, profiled_matrix
+
+    matrix, nominal = profiled_matrix(delta, cfg.what)
     layout = matrix_layout((delta.rows, delta.cols), order=cfg.order)
     cut = layout.cut
     summary = dict(
@@ -154,7 +181,7 @@ def analyse_delta(delta, cfg: InternalConfig) -> tuple[list[dict], dict]:
         rows=delta.rows,
         cols=delta.cols,
         cut=cut,
-        nominal_rank=delta.rank,
+        nominal_rank=nominal,
         status="ok",
         rank=np.nan,
         center_entropy=np.nan,
@@ -165,13 +192,14 @@ def analyse_delta(delta, cfg: InternalConfig) -> tuple[list[dict], dict]:
         volume_slope=np.nan,
         max_entropy=np.nan,
     )
-    if delta.is_zero:
+    if matrix is None:
         summary["status"] = "zero update"
+        summary.update(companions(delta, None, None, cfg))
         return [], summary
-    spectra = schmidt_spectra(delta.update, order=cfg.order, device=cfg.device)
+    spectra = schmidt_spectra(matrix, order=cfg.order, device=cfg.device)
     prof = np.array([entropies_from_spectrum(p, cfg.renyi) for p in spectra])
-    if delta.rank is not None and cfg.order == "sequential":
-        rmt = random_lora_profile(layout.row_dims, layout.col_dims, delta.rank)
+    if nominal is not None and cfg.order == "sequential":
+        rmt = random_lora_profile(layout.row_dims, layout.col_dims, nominal)
     else:
         rmt = page_profile(layout.dims)
     rows = [
@@ -182,7 +210,7 @@ def analyse_delta(delta, cfg: InternalConfig) -> tuple[list[dict], dict]:
     if cut is not None and 1 <= cut < len(prof) + 1:
         p_cut = spectra[cut - 1]
         rank = int((p_cut > 8 * np.finfo(float).eps * len(p_cut) * p_cut.max()).sum())
-        v = valley(prof, cut, cfg.k, rank=delta.rank or rank, dims=layout.dims)
+        v = valley(prof, cut, cfg.k, rank=nominal or rank, dims=layout.dims)
         window = range(cut - cfg.k, cut + cfg.k + 1)
         slope = fit_volume(prof, exclude=window).slope if len(prof) - len(window) >= 2 else np.nan
         summary.update(
@@ -190,12 +218,15 @@ def analyse_delta(delta, cfg: InternalConfig) -> tuple[list[dict], dict]:
             center_entropy=v.center_entropy,
             # ln r is the bound of a rank-r adapter; a dense update has no nominal rank to bound
             # it (its numerical rank bounds its entropy trivially): NaN and None there
-            ln_rank=log(delta.rank) if delta.rank else np.nan,
-            within_bound=v.within_bound if delta.rank else None,
+            ln_rank=log(nominal) if nominal else np.nan,
+            within_bound=v.within_bound if nominal else None,
             valley_depth=v.depth,
             valley_ratio=v.ratio,
             volume_slope=slope,
         )
+    # In sequential order the cut's Schmidt weights are the squared singular values: reuse them.
+    p_cut = spectra[cut - 1] if cfg.order == "sequential" and cut is not None else None
+    summary.update(companions(delta, matrix, p_cut, cfg))
     return rows, summary
 
 
@@ -351,7 +382,9 @@ def valley_table(summary, by: Iterable[str] = ("label", "step", "module")):
         One row per group, in order of appearance: ``by`` columns, ``updates`` (profiled),
         ``zero`` (zero updates, left out of the means), ``center_entropy`` (mean ``S_cut``),
         ``ln_rank`` (mean ``ln r``), ``within_bound`` (fraction of updates with
-        ``S_cut <= ln r``), ``valley_depth``, ``valley_ratio`` (mean ``S_cut / Page``); nats.
+        ``S_cut <= ln r``), ``valley_depth``, ``valley_ratio`` (mean ``S_cut / Page``); nats;
+        then the means of the spectral companions the summary has (``effective_rank``,
+        ``stable_rank``, ``relative_norm``, ``intruders``; NaN where unknown).
     """
     import pandas as pd
 
@@ -361,6 +394,7 @@ def valley_table(summary, by: Iterable[str] = ("label", "step", "module")):
         have = ", ".join(c for c in VALLEY_GROUPS if c in summary.columns)
         raise ValueError(f"by: no column {missing[0] if missing else '(none)'!r}; group by {have}")
     metrics = ["center_entropy", "ln_rank", "valley_depth", "valley_ratio"]
+    spectral = [c for c in COMPANION_MEANS if c in summary.columns]
     rows = []
     for key, g in summary.groupby(by, sort=False, dropna=False):
         ok = g[g.status == "ok"]
@@ -372,7 +406,8 @@ def valley_table(summary, by: Iterable[str] = ("label", "step", "module")):
                 "zero": int((g.status == "zero update").sum()),
                 **{m: float(ok[m].mean()) if len(ok) else np.nan for m in metrics},
                 "within_bound": float(bound.astype(bool).mean()) if len(bound) else np.nan,
+                **{c: float(ok[c].astype(float).mean()) if len(ok) else np.nan for c in spectral},
             }
         )
     cols = [*by, "updates", "zero", "center_entropy", "ln_rank", "within_bound"]
-    return pd.DataFrame(rows, columns=[*cols, "valley_depth", "valley_ratio"])
+    return pd.DataFrame(rows, columns=[*cols, "valley_depth", "valley_ratio", *spectral])

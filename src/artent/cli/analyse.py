@@ -44,6 +44,13 @@ def internal(
             "shortest path suffix that tells the inputs apart"
         ),
     ] = None,
+    what: Annotated[
+        str, Opt(help="update (dW) | merged (W + dW) | base (W); merged and base need --base")
+    ] = "update",
+    intruder_k: Annotated[
+        int, Opt(help="top singular vectors of W + dW checked for intruders (0: none)")
+    ] = 10,
+    intruder_eps: Annotated[float, Opt(help="intruder threshold on the largest |cos|")] = 0.5,
 ) -> None:
     """Entanglement profiles of weight updates: tuned - base, PEFT adapters, or training runs."""
     from artent import api
@@ -63,6 +70,9 @@ def internal(
             allow_pickle=allow_pickle,
             workers=workers,
             label=label,
+            what=what,
+            intruder_k=intruder_k,
+            intruder_eps=intruder_eps,
             out=out,
             progress=True,
         ).summary
@@ -78,7 +88,9 @@ def internal(
         "all <= ln r",
         "valley depth",
         "S_cut/Page",
-        title="internal entanglement (nats)",
+        "stable rank",
+        "intruders",
+        title=f"internal entanglement of the {what} (nats)",
     )
     ok = summary[summary.status == "ok"]
     for r in valley_table(ok.assign(step=ok.step.fillna(-1)), by=("label", "step")).itertuples():
@@ -92,6 +104,8 @@ def internal(
             str(r.within_bound == 1) if bounded else "-",
             f"{r.valley_depth:.3f}",
             f"{r.valley_ratio:.3f}",
+            f"{r.stable_rank:.2f}",
+            "-" if r.intruders != r.intruders else f"{r.intruders:.2f}",
         )
     console.print(table)
     if len(zero):

@@ -43,6 +43,7 @@ def read_adapter_config(adapter: str | Path) -> dict[str, Any]:
             ``peft_type``; the message names the file and the field.
     """
     from artent.models.deltas.adapter import ADAPTER_KINDS
+    from artent.models.deltas.merged import MERGE_KINDS
 
     path = Path(adapter)
     folder = path if path.is_dir() else path.parent
@@ -58,10 +59,11 @@ def read_adapter_config(adapter: str | Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise CheckpointError(f"{file}: expected a JSON object, got {type(config).__name__}")
     kind = config.get("peft_type")
-    if not isinstance(kind, str) or kind.upper() not in ADAPTER_KINDS:
+    known = sorted({*ADAPTER_KINDS, *MERGE_KINDS})
+    if not isinstance(kind, str) or kind.upper() not in known:
         raise CheckpointError(
-            f"{file}: peft_type {kind!r} is not supported "
-            f"(supported: {', '.join(sorted(ADAPTER_KINDS))})"
+            f"{file}: peft_type {kind!r} is not supported: artent reads weight updates, and this "
+            f"is no adapter kind peft merges into the weights (supported: {', '.join(known)})"
         )
     for key in _NUMBERS:
         if config.get(key) is not None and not _number(config[key]):
@@ -124,7 +126,10 @@ def check_adapter_fits(
 ) -> None:
     """:func:`check_fits` for an adapter folder and a base checkpoint (headers only)."""
     from artent.models.deltas.adapter import SavedAdapter
+    from artent.models.deltas.merged import through_merge
 
+    if through_merge(read_adapter_config(adapter)):
+        return  # peft checks these when it loads them (artent.models.loading.put_adapter)
     ad = SavedAdapter(adapter, base, allow_pickle)
     try:
         check_fits(ad)

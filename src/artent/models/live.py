@@ -190,17 +190,26 @@ def live_deltas(
     Returns:
         :class:`~artent.models.deltas.Delta` objects: factored where the adapter is (LowRank over
         detached parameters, on their device), dense otherwise (float32, float64 where the weights
-        are; on the weight's device).
+        are; on the weight's device); ``base`` is the starting weight (the adapter's base layer,
+        or the snapshot).
     """
     for t in targets:
         with torch.no_grad():
             if t.kind == "adapter":
                 update, rank, kind, is_zero = _READERS[adapter_kind(t)](t)
+                weight = t.weight.detach()
+                if _is_conv1d(t.handle.get_base_layer()) or getattr(t.handle, "fan_in_fan_out", 0):
+                    weight = weight.T
             else:
                 update, rank, kind = _dense_update(t, snapshot), None, "dense"
                 is_zero = not bool(update.any())
+                weight = snapshot[t.name]  # stays on the CPU, where the companions are taken
+                weight = weight.T if _is_conv1d(t.handle) else weight
+            weight = weight.to(_float(weight))
             rows, cols = update.shape
-            yield Delta(t.name, t.layer, t.module, update, rows, cols, rank, kind, bool(is_zero))
+            yield Delta(
+                t.name, t.layer, t.module, update, rows, cols, rank, kind, bool(is_zero), weight
+            )
 
 
 # ----- dense (full fine-tuning) -----------------------------------------------------------------

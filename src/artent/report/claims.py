@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from artent.report import checks as c
+from artent.report.beyond import BEYOND_CLAIMS
 from artent.report.figures import figure_ref
 from artent.report.tables import StudyTables, load_study
 from artent.report.thresholds import ClaimThresholds
@@ -173,6 +174,7 @@ CLAIMS: tuple[tuple[str, str, str, Callable, str], ...] = (
         c._claim_mps,
         "internal",
     ),
+    *BEYOND_CLAIMS,  # beyond the paper: artent.report.beyond
 )
 
 

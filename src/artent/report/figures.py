@@ -17,6 +17,7 @@ import pandas as pd
 
 from artent.report.attention_figures import attention_figure, sequence_length_figure
 from artent.report.base_figures import layers_figure, length_scaling_figure, sink_figure
+from artent.report.beyond import BEYOND_FIGURES
 from artent.report.plotting import empty_panel, new_figure, png_base64
 
 if TYPE_CHECKING:
@@ -384,6 +385,8 @@ FIGURES: dict[str, tuple[str, str, Callable]] = {
     ),
 }
 
+# beyond the paper (artent.report.beyond), numbered before the sweep, which only sweep folders draw
+FIGURES = {**{k: v for k, v in FIGURES.items() if k != "sweep"}, **BEYOND_FIGURES, "sweep": FIGURES["sweep"]}  # fmt: skip  # noqa: E501
 
 # the figures of a study folder (a sweep folder adds "sweep")
 STUDY_FIGURES = tuple(k for k in FIGURES if k != "sweep")

@@ -21,8 +21,10 @@ from artent.models.deltas.common import (
     finite,
     is_zero_product,
     matrix_shape,
+    stored_dtype,
 )
 from artent.models.deltas.fused import fused_layout, read_model_config, split_update
+from artent.models.deltas.merged import deltas_through_merge, through_merge
 from artent.models.deltas.select import Planned, select
 
 #: Prefix peft puts before every module name when it saves an adapter of a PreTrainedModel.
@@ -170,7 +172,10 @@ def deltas_from_adapter(
             ``base_model_name_or_path`` (a local folder or the local Hugging Face cache), else
             by its shape where that is certain (:func:`~artent.models.deltas.fused.fused_layout`).
 
-    Kinds: LoRA ``LowRank(B, A, alpha / r)`` (alpha_pattern / rank_pattern honoured; rsLoRA
+    Kinds read through peft's own merge (``W_merged - W``, dense; the base model folder is
+    required: :mod:`~artent.models.deltas.merged`): IA3, OFT, BOFT, HRA, FourierFT and LoRA on
+    ``target_parameters`` (one update per MoE expert). Kinds with their own readers: LoRA
+    ``LowRank(B, A, alpha / r)`` (alpha_pattern / rank_pattern honoured; rsLoRA
     ``alpha / sqrt(r)``); DoRA dense ``m / ||W + sBA||_row (W + sBA) - W``; LoHa, LoKr dense;
     AdaLoRA ``LowRank(B, A * E, scaling / (init_r + 1e-5))``; VeRA ``LowRank(lambda_b vera_B,
     lambda_d vera_A)``; artent's MPS ``LowRank(B, A_MPS, alpha / r)``.
@@ -181,6 +186,10 @@ def deltas_from_adapter(
             that do not fit the base, a module or layer that matches nothing, a fused
             projection whose q/k/v layout artent does not know.
     """
+    if through_merge(read_adapter_config(adapter)):
+        return deltas_through_merge(
+            adapter, base=base, modules=modules, layers=layers, allow_pickle=allow_pickle
+        )
     ad, plan = _plan_adapter(adapter, base, modules, layers, allow_pickle)
     return _adapter_deltas(ad, plan)
 
@@ -191,13 +200,20 @@ def _adapter_deltas(ad: SavedAdapter, plan: list[Planned]) -> Iterator[Delta]:
     try:
         for p in plan:
             if cached is None or cached[0] != p.name:
-                cached = (p.name, *build(ad, p.name, ad.modules[p.name]))
-            _, update, rank, kind, is_zero = cached
+                weight = None
+                if ad.base is not None:
+                    dtype = stored_dtype(ad.base, [p.name + ".weight"])
+                    weight = ad.base_weight(p.name).to(dtype)
+                cached = (p.name, *build(ad, p.name, ad.modules[p.name]), weight)
+            _, update, rank, kind, is_zero, weight = cached
             if p.rows is not None:
                 update = split_update(update, p.rows)
+                weight = None if weight is None else split_update(weight, p.rows)
                 is_zero = _block_is_zero(update)
             rows, cols = update.shape
-            yield Delta(p.label, p.layer, p.module, update, rows, cols, rank, kind, bool(is_zero))
+            yield Delta(
+                p.label, p.layer, p.module, update, rows, cols, rank, kind, bool(is_zero), weight
+            )
     finally:
         ad.ckpt.close()
         if ad.base is not None:
@@ -228,6 +244,11 @@ def count_deltas(
     if adapter is not None:
         if tuned is not None:
             raise ValueError("count_deltas: give either adapter or tuned, not both")
+        if through_merge(read_adapter_config(adapter)):
+            return deltas_through_merge(
+                adapter, base=base, modules=modules, layers=layers, allow_pickle=allow_pickle,
+                count_only=True,
+            )  # fmt: skip
         ad, plan = _plan_adapter(adapter, base, modules, layers, allow_pickle)
         for ckpt in (ad.ckpt, ad.base):
             if ckpt is not None:

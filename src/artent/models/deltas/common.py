@@ -34,6 +34,9 @@ class Delta:
         kind: ``"dense"`` (pair) or the adapter kind (``"lora"``, ``"rslora"``, ``"dora"``,
             ``"loha"``, ``"lokr"``, ``"vera"``, ``"adalora"``, ``"mps"``).
         is_zero: the update is exactly zero (e.g. LoRA at step 0, where ``B = 0``).
+        base: the base weight ``W`` in the same ``(rows, cols)`` layout (dense, float32 or
+            float64), where the reader has it (pairs, adapters read with a base, models in
+            memory); ``None`` otherwise. The merged weight is ``base + update``.
     """
 
     name: str
@@ -45,6 +48,7 @@ class Delta:
     rank: int | None
     kind: str
     is_zero: bool
+    base: torch.Tensor | None = None
 
 
 def finite(ckpt: Checkpoint, key: str) -> torch.Tensor:

@@ -89,7 +89,7 @@ def deltas_from_pair(
 
 
 def _pair_deltas(base: Checkpoint, tuned: Checkpoint, plan: list[Planned], arch) -> Iterator[Delta]:
-    cached: tuple[str, object] | None = None  # the last whole update: fused blocks share it
+    cached: tuple | None = None  # the last whole update: fused blocks share it
     try:
         for p in plan:
             if cached is None or cached[0] != p.name:
@@ -98,15 +98,18 @@ def _pair_deltas(base: Checkpoint, tuned: Checkpoint, plan: list[Planned], arch)
                     finite(tuned, p.name + ".weight"),
                 )
                 dtype = output_dtype(w_base, w_tuned)
-                delta = w_tuned.to(dtype) - w_base.to(dtype)
-                del w_base, w_tuned
+                w_base = w_base.to(dtype)
+                delta = w_tuned.to(dtype) - w_base
+                del w_tuned
                 if is_conv1d(arch, p.name.rsplit(".", 1)[-1]):
-                    delta = delta.T.contiguous()
-                cached = (p.name, delta)
-            delta = cached[1] if p.rows is None else split_update(cached[1], p.rows)
+                    delta, w_base = delta.T.contiguous(), w_base.T.contiguous()
+                cached = (p.name, delta, w_base)
+            delta, w = (
+                cached[1:] if p.rows is None else (split_update(c, p.rows) for c in cached[1:])
+            )
             rows, cols = delta.shape
             yield Delta(
-                p.label, p.layer, p.module, delta, rows, cols, None, "dense", not delta.any()
+                p.label, p.layer, p.module, delta, rows, cols, None, "dense", not delta.any(), w
             )
     finally:
         base.close()
