@@ -76,7 +76,12 @@ def test_peft_model_in_memory_equals_the_saved_and_reloaded_adapter(lora):
     again = artent.internal(model=reloaded, label="reloaded")
     for res in (saved, again):
         same_tables(live.profiles, res.profiles, atol=1e-10)
-        same_tables(live.summary, res.summary, atol=1e-10)
+    same_tables(live.summary, again.summary, atol=1e-10)
+    # the saved adapter was read without its base: the companions that need W are NaN there
+    need_base = ["relative_norm", "intruders"]
+    assert saved.summary[need_base].isna().all().all()
+    assert live.summary[need_base].notna().all().all()
+    same_tables(live.summary.drop(columns=need_base), saved.summary.drop(columns=need_base))
     assert (live.summary.label == "live").all() and live.summary.source.isna().all()
     assert (live.summary.kind == "lora").all() and (live.summary.nominal_rank == 4).all()
     assert len(live.summary) == 4  # 2 layers x q, v

@@ -25,7 +25,7 @@ def verdicts(study) -> dict:
 def test_every_claim_reproduced_on_a_study_built_to_pass(synthetic_study):
     claims = evaluate_claims(synthetic_study)
     assert list(claims.columns) == CLAIM_COLUMNS
-    assert len(claims) == 14 and claims.claim.is_unique
+    assert len(claims) == 15 and claims.claim.is_unique
     assert claims.reproduced.tolist() == [True] * len(claims), claims[["claim", "measured"]]
     assert claims.evidence.str.match(r"Figure \d+ \(").all()
     assert (claims.criterion.str.len() > 20).all() and (claims.statement.str.len() > 20).all()
@@ -102,7 +102,7 @@ def test_missing_tables_are_not_measured(study_copy):
 
 def test_an_empty_study_folder_measures_nothing(tmp_path):
     claims = evaluate_claims(tmp_path)
-    assert claims.reproduced.isna().all() and len(claims) == 14
+    assert claims.reproduced.isna().all() and len(claims) == 15
     assert claims.criterion.str.len().min() > 20  # the criterion is stated even unmeasured
 
 

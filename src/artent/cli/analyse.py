@@ -92,6 +92,7 @@ def internal(
         "intruders",
         title=f"internal entanglement of the {what} (nats)",
     )
+    table.columns[0].no_wrap = True  # a label is what the reader looks up: never broken
     ok = summary[summary.status == "ok"]
     for r in valley_table(ok.assign(step=ok.step.fillna(-1)), by=("label", "step")).itertuples():
         bounded = r.ln_rank == r.ln_rank  # a dense update (FFT) has no ln r to be within
