@@ -78,19 +78,27 @@ def length_law(scaling: pd.DataFrame, encoding: str = "amplitude") -> tuple[Leng
 
 
 def _model_key(frame: pd.DataFrame) -> pd.Series:
-    """One name per model state: ``model``, ``label`` and ``step`` where the table has them."""
-    parts = []
-    for col in ("model", "label"):
-        if col in frame and frame[col].notna().any():
-            parts.append(frame[col].astype(str))
-    if "step" in frame and frame.step.notna().any():
-        parts.append("step " + frame.step.astype("Int64").astype(str))
-    if not parts:
+    """One name per model state: ``model``, ``label`` (where it says more than the model) and
+    ``step``, as far as the table has them."""
+    cols = [c for c in ("model", "label", "step") if c in frame and frame[c].notna().any()]
+
+    def name(row) -> str:
+        parts: list[str] = []
+        for col in cols:
+            value = row[col]
+            if value is None or value != value:  # missing (None or NaN)
+                continue
+            text = f"step {int(value)}" if col == "step" else str(value)
+            if text not in parts and not (col == "label" and parts and parts[0].endswith(text)):
+                parts.append(text)
+        return " ".join(parts) or "model"
+
+    if not cols:
         return pd.Series("model", index=frame.index)
-    key = parts[0]
-    for p in parts[1:]:
-        key = key + " " + p
-    return key
+    group = frame.groupby(cols, dropna=False, sort=False).ngroup()
+    first = frame[cols].groupby(group.to_numpy()).head(1)
+    names = {int(group[i]): name(first.loc[i].to_dict()) for i in first.index}
+    return group.map(names)
 
 
 def per_layer(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
