@@ -160,18 +160,6 @@ def js_divergence_rows(p, q) -> float:
     return float((0.5 * kl(p) + 0.5 * kl(q)).mean())
 
 
-def _distances(a, b) -> tuple[float, float]:
-    """Relative Frobenius distance (to ``b``) and cosine similarity, averaged over dim 0."""
-    import torch
-
-    if a is None or b is None:
-        return float("nan"), float("nan")
-    a, b = a.double().flatten(1), b.double().flatten(1)
-    rel = (torch.linalg.vector_norm(a - b, dim=1) / torch.linalg.vector_norm(b, dim=1)).mean()
-    cos = torch.nn.functional.cosine_similarity(a, b, dim=1).mean()
-    return float(rel), float(cos)
-
-
 def _mean_abs_diff(x, y, keys: list[str]) -> float:
     if x is None or y is None or x.empty or y.empty:
         return float("nan")
@@ -206,8 +194,8 @@ def run_nohair(
     import pandas as pd
 
     from artent.analysis.external import ExternalConfig, run_external
+    from artent.analysis.nohair_outputs import compare_outputs
     from artent.data.corpus import corpus_windows
-    from artent.models.attention import attention_outputs
     from artent.models.loading import load_for_forward
 
     said: set[str] = set()
@@ -231,6 +219,7 @@ def run_nohair(
     int_cfg = InternalConfig(modules=cfg.modules, device=cfg.device, allow_pickle=cfg.allow_pickle)
     check_specs(specs, cfg)
     measured: dict[str, dict] = {}
+    loaded: dict[str, tuple[Any, Any]] = {}  # every model and its windows, for the outputs
     for spec in specs:
         model, tok = load_for_forward(
             spec.base,
@@ -241,28 +230,31 @@ def run_nohair(
         windows = corpus_windows(tok, texts, cfg.seq_len, cfg.n_texts, start=cfg.window_start)
         if windows.note is not None:
             note(windows.note)
-        outs = attention_outputs(model, windows.ids, return_attention=True)
-        if outs["context"] is None:
-            note(outs["context_note"])
         ext = run_external(model, tok, windows, ext_cfg, label=spec.label)["external"]
         src = spec.internal_source()
         internal = run_internal([src], int_cfg, progress=False)[0] if src else None
-        measured[spec.label] = dict(outputs=outs, external=ext, internal=internal)
-        del model
+        measured[spec.label] = dict(external=ext, internal=internal)
+        loaded[spec.label] = (model, windows.ids)
 
-    ext_keys = ["layer", "head", "encoding", "order", "bond"]
-    int_keys = ["layer", "module", "bond"]
-    rows = []
     kinds = {s.label: s.kind for s in specs}
+    pairs = []
     for a, b in combinations(measured, 2):
         # the reference is the base where it takes part, else a full fine-tune (LoRA vs FFT)
         swap = kinds[a] == "base" or (kinds[a] == "full" and kinds[b] != "full")
-        x, ref = (b, a) if swap else (a, b)
+        pairs.append((b, a) if swap else (a, b))
+    # every model side by side, one layer's maps at a time (never every layer's at once)
+    outputs, context_note = compare_outputs(loaded, pairs, batch_size=ext_cfg.batch_size)
+    if context_note is not None:
+        note(context_note)
+    del loaded
+    ext_keys = ["layer", "head", "encoding", "order", "bond"]
+    int_keys = ["layer", "module", "bond"]
+    rows = []
+    for x, ref in pairs:
         mx, mr = measured[x], measured[ref]
-        ctx = _distances(mx["outputs"]["context"], mr["outputs"]["context"])
-        hid = _distances(mx["outputs"]["hidden"], mr["outputs"]["hidden"])
         ext_c = _mean_abs_diff(mx["external"], mr["external"], ext_keys)
         int_c = _mean_abs_diff(mx["internal"], mr["internal"], int_keys)
+        out = outputs[x, ref]
         rows.append(
             dict(
                 model=x,
@@ -270,13 +262,11 @@ def run_nohair(
                 internal_contrast=int_c,
                 external_contrast=ext_c,
                 nohair_ratio=ext_c / int_c if int_c and int_c == int_c else float("nan"),
-                context_rel_dist=ctx[0],
-                context_cos=ctx[1],
-                hidden_rel_dist=hid[0],
-                hidden_cos=hid[1],
-                attention_js=js_divergence_rows(
-                    mx["outputs"]["attention"], mr["outputs"]["attention"]
-                ),
+                context_rel_dist=out["context_rel_dist"],
+                context_cos=out["context_cos"],
+                hidden_rel_dist=out["hidden_rel_dist"],
+                hidden_cos=out["hidden_cos"],
+                attention_js=out["attention_js"],
             )
         )
     internal = pd.concat(
