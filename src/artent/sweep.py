@@ -40,6 +40,8 @@ SUMMARY_METRICS = ("center_entropy", "valley_depth", "volume_slope")
 #: Row columns of the attention analysis (amplitude encoding, sequential order, means over heads).
 ATTENTION_METRICS = ("attention_c", "attention_center_entropy", "attention_area_log_share")
 EXTERNAL_TABLES = ("external", "external_summary", "scaling", "baseline")
+#: What a sweep writes into its folder (its record lists them as ``files``); see STUDY_FILES.
+SWEEP_FILES = ("sweep.json", "sweep.parquet", "report.html", "points")
 RAY_MISSING = "Ray is not installed: pip install 'artent[ray]'"
 
 
@@ -135,9 +137,20 @@ def _label(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+#: Longest point folder name kept as it is (file systems allow 255 bytes a name).
+MAX_FOLDER_NAME = 120
+
+
 def _folder_name(name: str) -> str:
     # Data paths and the like may hold '/' or spaces: keep point folders one level, portable.
-    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", name)
+    folder = re.sub(r"[^A-Za-z0-9._=,+-]", "_", name)
+    if len(folder) <= MAX_FOLDER_NAME:
+        return folder
+    # a long but legal grid value (a deep data path): a prefix and a digest of the whole name
+    import hashlib
+
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return f"{folder[: MAX_FOLDER_NAME - 17]}-{digest}"
 
 
 def expand(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -412,19 +425,92 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, ray: str | None = None, worke
             same = False
         if not same:
             raise ValueError(f"--out {out}: holds a sweep with another spec; use a new folder")
+    from artent.report.html import check_report_replaceable
+
+    check_report_replaceable(out / "report.html")
     started = _connect_ray(ray, workers) if ray is not None else False
     try:
-        with claim_out(out, "sweep", record=False) as claim:
+        with claim_out(out, "sweep", writes=SWEEP_FILES, record=False) as claim:
             # a sweep that fails before any point has a checkpoint leaves nothing behind
             claim.keep = lambda: any((out / "points").glob("*/checkpoints/step-??????"))
             remove_stale_temporaries(out, skip=("points",))
-            write_json(out / "sweep.json", {**record, "versions": versions()})
+            write_json(
+                out / "sweep.json", {**record, "versions": versions(), "files": list(SWEEP_FILES)}
+            )
             return _run_points(points, spec, out, ray, workers)
     finally:
         if started:
             import ray as ray_module
 
             ray_module.shutdown()
+
+
+def _point_process(runner, point, out: str, kwargs: dict, conn) -> None:
+    """A worker process: run one point and send its row back."""
+    conn.send(runner(point, out, **kwargs, single_thread=True))
+    conn.close()
+
+
+def _run_processes(points, out: Path, kwargs: dict, workers: int, runner=None) -> list[dict]:
+    """Each point in its own process, ``workers`` at a time; a worker that dies (killed, out of
+    memory) fails its point alone, and the others go on.
+
+    Args:
+        runner: what a worker calls (:func:`run_point`; the tests pass one that dies).
+    """
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    runner = runner or run_point
+    # spawn, not fork: forking a process that has started torch's thread pools can hang.
+    ctx = mp.get_context("spawn")
+    rows: list[dict | None] = [None] * len(points)
+    pending = list(enumerate(points))
+    running: dict = {}  # sentinel -> (index, process, parent end of the pipe)
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                i, point = pending.pop(0)
+                here, there = ctx.Pipe(duplex=False)
+                proc = ctx.Process(
+                    target=_point_process, args=(runner, point, str(out), kwargs, there)
+                )
+                proc.start()
+                there.close()
+                running[proc.sentinel] = (i, proc, here)
+            for sentinel in wait(list(running)):
+                i, proc, here = running.pop(sentinel)
+                try:
+                    row = here.recv() if here.poll() else None
+                except EOFError:  # died before it sent its row
+                    row = None
+                proc.join()
+                here.close()
+                rows[i] = (
+                    row
+                    if row is not None
+                    else _dead_worker_row(points[i], out, proc, kwargs.get("grid_keys") or [])
+                )
+    finally:
+        for _, proc, _ in running.values():  # interrupted: no orphans
+            proc.terminate()
+            proc.join()
+    return rows
+
+
+def _dead_worker_row(point: dict, out: Path, proc, grid_keys: list[str]) -> dict:
+    """The failed row of a point whose worker died without a row (written so a rerun retries)."""
+    code = proc.exitcode
+    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+    run = Path(out) / "points" / _folder_name(point["name"])
+    row = {
+        **_row_base(point, grid_keys),
+        "status": "failed",
+        "error": f"WorkerDied: the worker process running this point died ({how})",
+        "run": str(run),
+    }
+    write_json(run / "row.json", row)
+    return {**row, "reused": False}
 
 
 def _run_points(points, spec: SweepSpec, out: Path, ray: str | None, workers: int) -> Any:
@@ -438,15 +524,7 @@ def _run_points(points, spec: SweepSpec, out: Path, ray: str | None, workers: in
     elif workers == 1:
         rows = [run_point(p, out, **kwargs) for p in points]
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn, not fork: forking a process that has started torch's thread pools can hang.
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = [
-                pool.submit(run_point, p, str(out), **kwargs, single_thread=True) for p in points
-            ]
-            rows = [f.result() for f in futures]
+        rows = _run_processes(points, out, kwargs, workers)
     table = pd.DataFrame(rows)
     write_parquet(out / "sweep.parquet", table)
     return table

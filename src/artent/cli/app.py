@@ -27,6 +27,19 @@ class UserError(Exception):
     """A mistake in what the user asked for: reported in one line, exit code 2."""
 
 
+class ManyErrors(Exception):
+    """Several failures of one command (a sweep's failed points): one line each, exit code 2."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def report_errors(lines: list[str]) -> None:
+    """End the command with one error line per item of ``lines`` (exit code 2)."""
+    raise ManyErrors(lines)
+
+
 Opt = typer.Option
 
 
@@ -67,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         code = app(args=argv, standalone_mode=False, prog_name="artent")
     except UserError as e:
         return _error(e)
+    except ManyErrors as e:
+        for line in e.lines:
+            _error(line)
+        return 2
     except click_exception as e:
         if type(e).__name__ == "NoArgsIsHelpError":  # a bare `artent` or a bare group
             console.print(e.format_message(), highlight=False, markup=False)

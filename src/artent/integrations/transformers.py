@@ -30,6 +30,14 @@ logger = logging.getLogger(__name__)
 __all__ = ["EntanglementCallback"]
 
 SNAPSHOT_FILE = "snapshot.safetensors"
+#: What the callback writes into its folder (an existing one it did not write is never replaced).
+CALLBACK_FILES = (
+    "run.json",
+    "internal.parquet",
+    "internal_summary.parquet",
+    "losses.parquet",
+    SNAPSHOT_FILE,
+)
 METRICS = (  # logged name -> column of the valley table
     ("cut_entropy", "center_entropy"),
     ("valley_depth", "valley_depth"),
@@ -122,6 +130,20 @@ class EntanglementCallback(TrainerCallback):
         self._profiles: list = []
         self._summaries: list = []
         self._last_step = -1
+        self._release()
+
+    def _release(self) -> None:
+        """Let go of the folder's lock (at the end of training, or before a new one)."""
+        stack = getattr(self, "_claim", None)
+        self._claim = None
+        if stack is not None:
+            stack.close()
+
+    def __del__(self) -> None:
+        try:
+            self._release()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
     # ----- events ---------------------------------------------------------------------------------
 
@@ -159,6 +181,7 @@ class EntanglementCallback(TrainerCallback):
             self._measure(state, control)
         if self._main and self.folder is not None:
             self._write_losses(state)  # the final log entries came after the last measurement
+        self._release()
 
     # ----- work -----------------------------------------------------------------------------------
 
@@ -168,7 +191,7 @@ class EntanglementCallback(TrainerCallback):
         from artent.io import write_run_record
         from artent.models.live import describe, snapshot_weights
 
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self._claim_folder()
         step = int(state.global_step)
         if any(t.kind == "dense" for t in self.targets):
             self.snapshot = self._snapshot(snapshot_weights, step)
@@ -195,6 +218,24 @@ class EntanglementCallback(TrainerCallback):
             **{k: v for k, v in self.config.__dict__.items() if k != "allow_pickle"},
         )
         write_run_record(self.folder, "callback", config)
+
+    def _claim_folder(self) -> None:
+        """Claim and lock the folder as every command does (``artent.outdir.claim_out``): one
+        holding another command's results (a training run, ``artent internal``'s tables, a demo)
+        or files the callback did not write is refused; the lock is held until ``on_train_end``.
+        """
+        from contextlib import ExitStack
+
+        from artent.outdir import claim_out
+
+        stack = ExitStack()
+        try:
+            stack.enter_context(
+                claim_out(self.folder, "callback", writes=CALLBACK_FILES, record=False)
+            )
+        except ValueError as e:
+            raise _fail(f"out_dir {self.folder}: {str(e).partition(': ')[2] or e}") from None
+        self._claim = stack
 
     def _snapshot(self, snapshot_weights, step: int) -> dict:
         """The step-0 weights of the dense targets; kept on disk so a resumed run finds them."""
