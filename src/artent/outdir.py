@@ -286,10 +286,17 @@ def remove_stale_temporaries(folder: Path, *, skip: Iterable[str] = ()) -> None:
         skip: subfolders not to look into (run folders of a demo or sweep clean themselves).
     """
     skip = set(skip)
-    subfolders = [p for p in folder.iterdir() if p.is_dir() and p.name not in skip]
+    # a link is never followed: a subfolder that is a link (to anywhere) is not looked into, and
+    # a ``.tmp`` that is a link is removed as a link, never what it points at
+    subfolders = [
+        p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and p.name not in skip
+    ]
     for parent in (folder, *subfolders):
         for item in parent.glob("*.tmp"):
-            if item.is_dir() and not item.is_symlink():
+            if item.is_symlink():
+                if item.name.startswith("."):
+                    item.unlink(missing_ok=True)
+            elif item.is_dir():
                 shutil.rmtree(item, ignore_errors=True)
             elif item.name.startswith("."):
                 item.unlink(missing_ok=True)

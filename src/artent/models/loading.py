@@ -95,6 +95,9 @@ def load_base(name: str, *, allow_remote_code: bool = False, allow_pickle: bool 
         raise ValueError(f"model {name}: folder has no config.json (not a transformers model)")
     kwargs: dict[str, Any] = dict(trust_remote_code=allow_remote_code, dtype=torch.float32)
     if local.exists():
+        from artent.models.checkpoints import check_shard_index
+
+        check_shard_index(local)
         kwargs.update(local_files_only=True, use_safetensors=None if allow_pickle else True)
         name = str(local)
     what = f"model {name}"
@@ -133,11 +136,16 @@ def put_adapter(model, adapter: str, *, allow_pickle: bool = False):
     import artent.adapters.mps  # noqa: F401  (registers the mps method with peft)
     from artent.models.adapter_check import adapter_weights, read_adapter_config
     from artent.models.peft_warnings import peft_quietly
+    from artent.models.user_regex import pin_peft_patterns
 
     read_adapter_config(adapter)
     what = f"adapter {adapter}"
     config = _from_pretrained(what, PeftConfig.from_pretrained, adapter)
     config.inference_mode = True
+    # peft would match the file's patterns with re, which can backtrack for ever: artent
+    # matches them with a bound and gives peft the names they match
+    names = [name for name, _ in model.named_modules() if name]
+    pin_peft_patterns(config, names, f"{Path(adapter) / 'adapter_config.json'}")
     weights = adapter_weights(adapter, allow_pickle=allow_pickle)
     # the class peft's own from_pretrained picks for the config's task type
     wrapper = MODEL_TYPE_TO_PEFT_MODEL_MAPPING.get(config.task_type, PeftModel)
