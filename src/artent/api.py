@@ -12,7 +12,8 @@ unless ``out=`` names a folder, where they write exactly what the command writes
     res.valleys()                 # per module: mean S_cut, ln r, within the bound, valley depth
     res.plot()                    # the profiles over their random-matrix baselines
 
-Errors are ``ValueError`` with one line naming the file, tensor or option at fault.
+Errors are ``ValueError`` with one line naming the file, tensor or option at fault; an argument
+of the wrong type is a ``TypeError`` naming it (:mod:`artent.arguments`), before any work.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from artent.arguments import _listed, _names, parse_layers  # light: imports nothing heavy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,6 +51,10 @@ class Internal(NamedTuple):
         """Valley metrics averaged per group (see :func:`artent.analysis.internal.valley_table`)."""
         from artent.analysis.internal import valley_table
 
+        by = [by] if isinstance(by, str) else list(by)
+        missing = [c for c in by if c not in self.summary.columns]
+        if missing:
+            raise ValueError(f"by: no column {missing[0]!r} (columns: {', '.join(self.summary)})")
         return valley_table(self.summary, by)
 
     def plot(self, path: PathLike | None = None):
@@ -101,41 +108,6 @@ class NoHair(NamedTuple):
 # ----- inputs -------------------------------------------------------------------------------------
 
 
-def _names(value: str | Iterable[str], option: str) -> list[str]:
-    """``"q_proj,v_proj"`` or ``["q_proj", "v_proj"]`` as a list of names."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    names = [str(m).strip() for m in items if str(m).strip()]
-    if not names:
-        raise ValueError(f"{option} is empty: name at least one")
-    return names
-
-
-def parse_layers(layers: str | int | Iterable[int] | None) -> list[int] | None:
-    """``"0,1,5-7"``, an index or a list of indices, as a list (``None``: every layer)."""
-    if layers is None or layers == "":
-        return None
-    if isinstance(layers, int) and not isinstance(layers, bool):
-        return [layers]
-    if not isinstance(layers, str):
-        return list(layers)
-    try:
-        out: list[int] = []
-        for part in layers.split(","):
-            lo, _, hi = part.partition("-")
-            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-        return out
-    except ValueError:
-        raise ValueError(f"--layers must look like 0,1,5-7, got {layers!r}") from None
-
-
-def _listed(value: PathLike | Iterable[PathLike] | None) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, (str, Path)):
-        return [str(value)]
-    return [str(v) for v in value]
-
-
 def read_texts(texts: PathLike | Sequence[str]):
     """The corpus of the attention analyses: a list of documents as given, or files.
 
@@ -152,7 +124,7 @@ def read_texts(texts: PathLike | Sequence[str]):
     from artent.data.corpus import Corpus, read_corpus
 
     if not isinstance(texts, (str, Path)):
-        return Corpus.from_texts([str(t) for t in texts])
+        return Corpus.from_texts(list(texts))
     try:
         return read_corpus(texts)
     except ValueError as e:
@@ -246,7 +218,14 @@ def internal(
         progress: show a progress bar.
     """
     from artent.analysis.internal import InternalConfig, Source, run_internal, sources_from_run
+    from artent.arguments import checked
 
+    base, tuned, out, adapter, run, modules = checked(
+        path=dict(base=base, tuned=tuned, out=out),
+        paths=dict(adapter=adapter, run=run),
+        names=dict(modules=modules),
+        flags=dict(allow_pickle=allow_pickle, progress=progress),
+    )
     inputs = [base, tuned, *_listed(adapter), *_listed(run)]
     _check_out(out, "internal", inputs)
     cfg = InternalConfig(
@@ -326,8 +305,16 @@ def external(
 
     from artent.analysis.external import ExternalConfig, run_external
     from artent.analysis.runs import run_checkpoints
+    from artent.arguments import check_texts, checked
     from artent.models.loading import check_adapter_on, load_for_forward, resolve_device
 
+    texts = check_texts(texts)
+    model, adapter, out, run, encodings, orders = checked(
+        path=dict(model=model, adapter=adapter, out=out),
+        paths=dict(run=run),
+        names=dict(encodings=encodings, orders=orders),
+        flags=dict(allow_pickle=allow_pickle, progress=progress),
+    )
     inputs = [model, adapter, *_listed(run), *_text_inputs(texts)]
     _check_out(out, "external", inputs)
     corpus = read_texts(texts)
@@ -408,7 +395,11 @@ def nohair(
             architecture); default ``warnings.warn``.
     """
     from artent.analysis.nohair import NoHairConfig, check_specs, resolve_specs, run_nohair
+    from artent.arguments import check_texts, checked, path_list
 
+    models, texts = path_list(models, "models"), check_texts(texts)
+    base, out, modules = checked(path=dict(base=base, out=out), names=dict(modules=modules))
+    checked(flags=dict(allow_pickle=allow_pickle))
     inputs = [base, *(str(m) for m in models), *_text_inputs(texts)]
     _check_out(out, "nohair", inputs)
     corpus = read_texts(texts)

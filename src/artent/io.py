@@ -128,4 +128,7 @@ def read_mapping(
         data = {}
     if not isinstance(data, dict):
         raise ValueError(f"{what} {path}: expected {expected}")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:  # YAML reads `1: 2` as an integer key
+        raise ValueError(f"{what} {path}: key {bad[0]!r} is not a name (expected {expected})")
     return data

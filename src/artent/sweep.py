@@ -73,6 +73,10 @@ class SweepSpec:
 
     def __post_init__(self) -> None:
         check_fields(self, lambda name: f"sweep {name}")
+        for section in ("base", "grid", "internal", "external"):
+            bad = [k for k in getattr(self, section) or {} if not isinstance(k, str)]
+            if bad:
+                raise ValueError(f"sweep {section}: option {bad[0]!r} is not a name")
         self.base = {k.replace("-", "_"): v for k, v in (self.base or {}).items()}
         self.grid = {k.replace("-", "_"): v for k, v in (self.grid or {}).items()}
         known = _train_fields()

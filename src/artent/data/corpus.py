@@ -61,8 +61,12 @@ class Corpus:
         if isinstance(texts, str):
             raise ValueError(f"{source}: expected a list of documents, got one string")
         docs = tuple(texts)
-        if not docs or not all(isinstance(t, str) for t in docs):
+        if not docs:
             raise ValueError(f"{source}: expected a non-empty list of strings")
+        for i, doc in enumerate(docs):  # never str(): bytes and None are not text
+            if not isinstance(doc, str):
+                hint = " (decode bytes first)" if isinstance(doc, (bytes, bytearray)) else ""
+                raise TypeError(f"{source}[{i}] must be a str, got {type(doc).__name__}{hint}")
         return cls(source, (), docs)
 
     def documents(self) -> Iterator[str]:

@@ -93,6 +93,10 @@ class EntanglementCallback(TrainerCallback):
 
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise _fail(f"every must be a positive number of optimiser steps, got {every!r}")
+        if modules is None or not isinstance(modules, str | Iterable):
+            raise TypeError(
+                f"EntanglementCallback: modules must be a name or a list of names, got {modules!r}"
+            )
         items = modules.split(",") if isinstance(modules, str) else list(modules)
         names = [str(m).strip() for m in items if str(m).strip()]
         if not names:

@@ -23,6 +23,7 @@ from artent.models.user_regex import compile_user_regex
 CONFIG_NAME = "adapter_config.json"
 # fields artent reads, by the type they must have when present (None is always allowed)
 _NUMBERS = ("r", "lora_alpha", "alpha", "init_r", "lora_dropout", "dropout", "chi", "n_1")
+_RANKS = ("r", "init_r", "chi")
 _FLAGS = ("use_rslora", "use_dora", "fan_in_fan_out")
 _PATTERNS = ("alpha_pattern", "rank_pattern")
 
@@ -66,6 +67,10 @@ def read_adapter_config(adapter: str | Path) -> dict[str, Any]:
     for key in _NUMBERS:
         if config.get(key) is not None and not _number(config[key]):
             raise CheckpointError(f"{file}: {key!r} must be a finite number, got {config[key]!r}")
+    for key in _RANKS:  # a rank of 0 has no update (peft refuses it; so does every reader)
+        value = config.get(key)
+        if value is not None and not (float(value) >= 1 and float(value).is_integer()):
+            raise CheckpointError(f"{file}: {key!r} must be a positive integer, got {value!r}")
     for key in _FLAGS:
         if config.get(key) is not None and not isinstance(config[key], bool):
             raise CheckpointError(f"{file}: {key!r} must be true or false, got {config[key]!r}")
