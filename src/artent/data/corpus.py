@@ -219,7 +219,16 @@ def _parquet_documents(path: Path) -> Iterator[str]:
         raise ValueError(f"--texts {path}: no 'text' column")
     if str(field.type) not in ("string", "large_string", "string_view"):
         raise ValueError(f"--texts {path}: column 'text' holds {field.type}, not strings")
-    for batch in table.iter_batches(columns=["text"], batch_size=256):
+    batches = table.iter_batches(columns=["text"], batch_size=256)
+    while True:
+        try:
+            batch = next(batches, None)
+        except Exception as e:  # a corrupt page: pyarrow's message alone names no file
+            raise ValueError(
+                f"--texts {path}: cannot read its 'text' column ({' '.join(str(e).split())})"
+            ) from None
+        if batch is None:
+            return
         for text in batch.column(0).to_pylist():
             if text is not None and text.strip():
                 yield text
