@@ -61,6 +61,20 @@ def _contains(folder: Path, item: Path) -> bool:
     return item == folder or folder in item.parents
 
 
+def _check_not_cache(out: Path, resolved: Path) -> None:
+    """The model cache (named models, converted GGUFs) is never an output folder, nor inside one
+    (a ``--force`` rerun clears its folder)."""
+    from artent.models.cache import cache_root
+
+    cache = cache_root().expanduser().resolve()
+    if _contains(cache, resolved):
+        raise ValueError(
+            f"{_label(out)}: is inside artent's model cache {cache}; write results elsewhere"
+        )
+    if cache.exists() and _contains(resolved, cache):
+        raise ValueError(f"{_label(out)}: holds artent's model cache {cache}; use another folder")
+
+
 def check_out(
     out: str | os.PathLike,
     command: str,
@@ -82,6 +96,7 @@ def check_out(
     if out.exists() and not out.is_dir():
         raise ValueError(f"{_label(out)}: is a file, not a folder")
     resolved = out.resolve()
+    _check_not_cache(out, resolved)
     for item in inputs:
         if item is None or not Path(item).exists():
             continue
@@ -119,6 +134,7 @@ def check_out_file(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike
             these columns is this command's earlier result and may be replaced.
     """
     out = Path(out)
+    _check_not_cache(out, out.resolve())
     for item in inputs:
         if Path(item).exists() and Path(item).resolve() == out.resolve():
             raise ValueError(f"{_label(out)}: is the input {item}; write to another file")

@@ -83,6 +83,7 @@ def load_base(name: str, *, allow_remote_code: bool = False, allow_pickle: bool 
     from transformers.utils import logging as hf_logging
 
     from artent.models.cache import resolve_named_model
+    from artent.models.size_check import check_config_fits
     from artent.models.tiny import load_tiny
 
     hf_logging.disable_progress_bar()  # artent shows its own progress; keep stderr for errors
@@ -105,6 +106,7 @@ def load_base(name: str, *, allow_remote_code: bool = False, allow_pickle: bool 
     tokenizer = _from_pretrained(what, AutoTokenizer.from_pretrained, name, **plain)
     config = _from_pretrained(what, AutoConfig.from_pretrained, name, **plain)
     auto = AutoModelForCausalLM if _is_causal_config(config) else AutoModel
+    check_config_fits(config, auto, what)  # absurd sizes: refused with the estimate, unbuilt
     model = _from_pretrained(what, auto.from_pretrained, name, **kwargs)
     if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
