@@ -13,7 +13,8 @@ Sweep folder::
     DIR/report.html                ``artent report DIR``: the sweep table, figures and the claims
                                    the internal tables can check
 
-Points run one at a time by default, in a process pool with ``workers > 1``, or as Ray tasks
+Points run one at a time by default, each in its own process, ``workers`` at a time, with
+``workers > 1`` (a worker that dies fails its point alone), or as Ray tasks
 (``ray="local"`` starts Ray on this machine; any other value is a cluster address, whose workers
 must see ``DIR`` and the data at the same paths). Ray is imported only when asked for.
 """

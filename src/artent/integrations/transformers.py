@@ -66,8 +66,12 @@ class EntanglementCallback(TrainerCallback):
 
     Raises:
         ValueError: at construction for a bad option, at ``on_train_begin`` for a module or
-            layer the model does not have, a frozen module without an adapter, or an adapter
-            kind artent does not read: one line, before the first step.
+            layer the model does not have, a frozen module without an adapter, an adapter
+            kind artent does not read, or a folder the callback must not write (another
+            command's results, files it did not write, a folder another process holds: the
+            folder is claimed and locked as every command's is, until ``on_train_end``): one
+            line, before the first step.
+        TypeError: ``modules`` that are not names.
 
     Logged per module name ``m`` (means over layers; zero updates left out):
     ``artent/m/cut_entropy`` (``S_cut``, nats), ``artent/m/valley_depth``,
