@@ -29,21 +29,10 @@ from artent.outdir import claim_out, remove_stale_temporaries
 from artent.training.config import PRECISIONS
 from artent.validation import OptionError, check_fields
 
-#: What a study writes into its folder (its record lists them as ``files``): a folder that is not
-#: a study's and holds one of them is refused; a ``report.html`` artent did not write is never
-#: replaced (``artent.report.html.check_report_replaceable``).
-STUDY_FILES = (
-    "study.json",
-    "texts.txt",
-    "texts-long.txt",
-    "report.html",
-    "runs",
-    "internal",
-    "external",
-    "nohair",
-    "attention",
-    "baselines",
-)
+#: What a study writes into its folder (its record lists them as ``files``): a folder not a
+#: study's that holds one is refused; a report.html artent did not write is never replaced.
+STUDY_FILES = ("study.json", "texts.txt", "texts-long.txt", "report.html", "runs", "internal",
+               "external", "nohair", "attention", "baselines")  # fmt: skip
 
 # Smaller tiny base for --quick: each effect still shows, the pretrain takes seconds.
 QUICK_TINY = dict(
@@ -232,13 +221,13 @@ def _texts(path: Path, cfg: StudyConfig, length: int = 0, n: int = 0):
 
 
 def _read_record(record: Path) -> dict:
-    """A study folder's ``study.json``, or a one-line ValueError naming it."""
+    """A folder's ``study.json``, or a one-line ValueError naming it."""
     try:
-        old = json.loads(record.read_text())
+        old, why = json.loads(record.read_text()), "expected an object with a config"
     except (OSError, ValueError) as e:
-        raise ValueError(f"{record}: not a study record ({' '.join(str(e).split())})") from None
+        old, why = None, " ".join(str(e).split())
     if not isinstance(old, dict) or not isinstance(old.get("config", {}), dict):
-        raise ValueError(f"{record}: not a study record (expected an object with a config)")
+        raise ValueError(f"{record}: not a study record ({why})")
     return old
 
 

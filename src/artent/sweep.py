@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import Any
 
 from artent.io import read_mapping, versions, write_json, write_parquet
 from artent.outdir import claim_out, remove_stale_temporaries
+from artent.sweep_workers import _connect_ray, _run_processes, _run_ray
 from artent.validation import check_fields
 
 # Set per point by the sweep itself, so never a sweep option.
@@ -43,7 +43,6 @@ ATTENTION_METRICS = ("attention_c", "attention_center_entropy", "attention_area_
 EXTERNAL_TABLES = ("external", "external_summary", "scaling", "baseline")
 #: What a sweep writes into its folder (its record lists them as ``files``); see STUDY_FILES.
 SWEEP_FILES = ("sweep.json", "sweep.parquet", "report.html", "points")
-RAY_MISSING = "Ray is not installed: pip install 'artent[ray]'"
 
 
 def _train_fields() -> set[str]:
@@ -344,63 +343,6 @@ def _prepare_shared(points: list[dict[str, Any]]) -> None:
             done.add(key)
 
 
-def _connect_ray(address: str, workers: int) -> bool:
-    """Start (``local``) or join Ray; return whether this call did (and so shuts it down).
-
-    Raises:
-        ImportError: Ray is not installed.
-        ValueError: a cluster address Ray cannot reach (one line naming it).
-    """
-    try:
-        import ray
-    except ImportError:
-        raise ImportError(RAY_MISSING) from None
-    if ray.is_initialized():
-        return False
-    if address == "local":
-        env = {k: os.environ[k] for k in ("ARTENT_CACHE",) if k in os.environ}
-        ray.init(
-            num_cpus=workers if workers > 1 else os.cpu_count(),
-            include_dashboard=False,
-            runtime_env={"env_vars": env} if env else None,
-            log_to_driver=False,
-        )
-        return True
-    _check_reachable(address)
-    try:
-        ray.init(address=address)
-    except Exception as e:  # noqa: BLE001 - ray raises several types for an unreachable cluster
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        raise ValueError(
-            f"--ray {address}: cannot connect ({type(e).__name__}: {lines[0] if lines else ''})"
-        ) from None
-    return True
-
-
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Refuse a ``host:port`` (or ``ray://host:port``) address no TCP connection reaches.
-
-    Ray itself retries an unreachable address for about a minute before it gives up.
-    """
-    import socket
-
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if address == "auto" or not host or not port.isdigit():
-        return  # "auto" and other forms are Ray's to resolve
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as e:
-        raise ValueError(f"--ray {address}: cannot connect ({e.strerror or e})") from None
-
-
-def _run_ray(points, out, kwargs) -> list[dict]:
-    import ray
-
-    task = ray.remote(num_cpus=1)(run_point)
-    refs = [task.remote(p, str(out), **kwargs, single_thread=True) for p in points]
-    return ray.get(refs)
-
-
 def run_sweep(spec: SweepSpec, out: str | Path, *, ray: str | None = None, workers: int = 1) -> Any:
     """Run every point of ``spec`` (skipping finished ones) and write ``out/sweep.parquet``.
 
@@ -448,74 +390,6 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, ray: str | None = None, worke
             import ray as ray_module
 
             ray_module.shutdown()
-
-
-def _point_process(runner, point, out: str, kwargs: dict, conn) -> None:
-    """A worker process: run one point and send its row back."""
-    conn.send(runner(point, out, **kwargs, single_thread=True))
-    conn.close()
-
-
-def _run_processes(points, out: Path, kwargs: dict, workers: int, runner=None) -> list[dict]:
-    """Each point in its own process, ``workers`` at a time; a worker that dies (killed, out of
-    memory) fails its point alone, and the others go on.
-
-    Args:
-        runner: what a worker calls (:func:`run_point`; the tests pass one that dies).
-    """
-    import multiprocessing as mp
-    from multiprocessing.connection import wait
-
-    runner = runner or run_point
-    # spawn, not fork: forking a process that has started torch's thread pools can hang.
-    ctx = mp.get_context("spawn")
-    rows: list[dict | None] = [None] * len(points)
-    pending = list(enumerate(points))
-    running: dict = {}  # sentinel -> (index, process, parent end of the pipe)
-    try:
-        while pending or running:
-            while pending and len(running) < workers:
-                i, point = pending.pop(0)
-                here, there = ctx.Pipe(duplex=False)
-                proc = ctx.Process(
-                    target=_point_process, args=(runner, point, str(out), kwargs, there)
-                )
-                proc.start()
-                there.close()
-                running[proc.sentinel] = (i, proc, here)
-            for sentinel in wait(list(running)):
-                i, proc, here = running.pop(sentinel)
-                try:
-                    row = here.recv() if here.poll() else None
-                except EOFError:  # died before it sent its row
-                    row = None
-                proc.join()
-                here.close()
-                rows[i] = (
-                    row
-                    if row is not None
-                    else _dead_worker_row(points[i], out, proc, kwargs.get("grid_keys") or [])
-                )
-    finally:
-        for _, proc, _ in running.values():  # interrupted: no orphans
-            proc.terminate()
-            proc.join()
-    return rows
-
-
-def _dead_worker_row(point: dict, out: Path, proc, grid_keys: list[str]) -> dict:
-    """The failed row of a point whose worker died without a row (written so a rerun retries)."""
-    code = proc.exitcode
-    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-    run = Path(out) / "points" / _folder_name(point["name"])
-    row = {
-        **_row_base(point, grid_keys),
-        "status": "failed",
-        "error": f"WorkerDied: the worker process running this point died ({how})",
-        "run": str(run),
-    }
-    write_json(run / "row.json", row)
-    return {**row, "reused": False}
 
 
 def _run_points(points, spec: SweepSpec, out: Path, ray: str | None, workers: int) -> Any:

@@ -53,7 +53,8 @@ def test_sweep_never_replaces_a_report_it_did_not_write(artent, foreign_report, 
 
 
 def test_a_killed_worker_fails_its_point_alone(tmp_path):
-    from artent.sweep import SweepSpec, _run_processes, expand
+    from artent.sweep import SweepSpec, expand
+    from artent.sweep_workers import _run_processes
 
     points = expand(SweepSpec(base={"method": "lora"}, grid={"data": ["a", "die", "b"]}))
     rows = _run_processes(
