@@ -87,3 +87,19 @@ def test_a_bad_json_record_names_the_line_and_why(artent, small_tiny, tmp_path):
     result = artent("external", "--model", small_tiny, "--texts", corpus, "--out", tmp_path / "e")
     line = one_line_error(result, f"--texts {corpus}: line 2 is not valid JSON")
     assert "(" in line  # the parser's reason, after the file and line
+
+
+def test_corrupt_parquet_training_data_names_the_file(artent, small_tiny, tmp_path):
+    import json
+
+    data = tmp_path / "train.parquet"
+    rows = [
+        {"messages": json.dumps([{"role": "user", "content": f"q {i} " * 40}])} for i in range(3000)
+    ]
+    pd.DataFrame(rows).to_parquet(data, compression="snappy", row_group_size=500)
+    raw = bytearray(data.read_bytes())
+    raw[100:2100] = bytes(b ^ 0x5A for b in raw[100:2100])
+    data.write_bytes(bytes(raw))
+    result = artent(*train_args(small_tiny, data, tmp_path / "run"))
+    one_line_error(result, str(data), "cannot read rows")
+    assert not (tmp_path / "run").exists()
