@@ -6,7 +6,7 @@ Every command that writes a folder (``train``, ``internal``, ``external``, ``noh
 * it is refused, before anything is created, when ``--out`` is a file, holds another command's
   results (a ``run.json`` of another command, a ``study.json``, a ``sweep.json``), is or holds one
   of the command's inputs, already holds files the command would write without being this
-  command's folder, or is not writable;
+  command's folder, is or holds artent's model cache, or is not writable;
 * while the command runs, ``OUT/.artent.lock`` is locked (``flock``), so a second process writing
   the same folder is refused in one line; the lock goes with the process, even a killed one;
 * a command that fails or is interrupted before it :meth:`Claim.commit` s removes the folder it

@@ -75,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Usage errors, bad input and files that cannot be read or written end in one line on stderr
     and exit code 2; Ctrl-C in one line and exit code 130, SIGTERM likewise with 143.
-    ``ARTENT_DEBUG=1`` shows the traceback
-    behind a one-line error.
+    ``ARTENT_DEBUG=1`` shows the traceback behind a one-line error.
     """
     with _sigterm_as_ctrl_c():
         return _main(argv)

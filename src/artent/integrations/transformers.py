@@ -178,7 +178,11 @@ class EntanglementCallback(TrainerCallback):
                 "EntanglementCallback: no Trainer found above the callback; artent/... scalars "
                 "go to state.log_history only, not to the reporting integrations"
             )
-        self._prepare(args, state)
+        try:
+            self._prepare(args, state)
+        except BaseException:
+            self._release()  # a refused resume does not keep the folder locked
+            raise
 
     def on_step_end(self, args, state, control, **kwargs):
         if self._main and state.global_step % self.every == 0:
@@ -242,7 +246,8 @@ class EntanglementCallback(TrainerCallback):
                 claim_out(self.folder, "callback", writes=CALLBACK_FILES, record=False)
             )
         except ValueError as e:
-            raise _fail(f"out_dir {self.folder}: {str(e).partition(': ')[2] or e}") from None
+            why = str(e).removeprefix(f"--out {self.folder}: ")
+            raise _fail(f"out_dir {self.folder}: {why}") from None
         self._claim = stack
 
     def _snapshot(self, snapshot_weights, step: int) -> dict:
