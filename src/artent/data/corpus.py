@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 CORPUS_SUFFIXES = (".txt", ".jsonl", ".parquet")
-_BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*\n")
 
 
 @dataclass(frozen=True)
