@@ -77,3 +77,33 @@ def test_sigterm_during_an_analysis_leaves_a_folder_the_next_command_accepts(
     monkeypatch.undo()
     assert artent(*args).code == 0
     assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_sigterm_to_a_real_train_process(artent, small_tiny, small_chats, tmp_path):
+    """``kill PID`` from outside, as a scheduler sends it: exit 143, one line, no lock, resumes."""
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    args = train_args(small_tiny, small_chats, out, quiet=tmp_path)
+    args[args.index("--steps") + 1] = "150"  # a few seconds: time to be terminated in
+    args[args.index("--save-steps") + 1] = "0,150"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "artent.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoints" / "step-000000").is_dir() and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines == [lines[-1]] and "terminated (SIGTERM)" in lines[-1], err
+    assert _no_lock_left(out) and not (out / "DONE").exists()
+    assert artent(*args).code == 0 and (out / "DONE").is_file()  # resumed from step 0
