@@ -13,8 +13,8 @@ Sweep folder::
     DIR/report.html                ``artent report DIR``: the sweep table, figures and the claims
                                    the internal tables can check
 
-Points run one at a time by default, each in its own process, ``workers`` at a time, with
-``workers > 1`` (a worker that dies fails its point alone), or as Ray tasks
+Points run one at a time by default, on ``workers`` processes with ``workers > 1`` (a worker
+that dies fails its point alone; :mod:`artent.sweep_workers`), or as Ray tasks
 (``ray="local"`` starts Ray on this machine; any other value is a cluster address, whose workers
 must see ``DIR`` and the data at the same paths). Ray is imported only when asked for.
 """

@@ -82,15 +82,16 @@ def _run_ray(points, out, kwargs) -> list[dict]:
     return rows
 
 
-def _point_process(runner, point, out: str, kwargs: dict, conn) -> None:
-    """A worker process: run one point and send its row back."""
-    conn.send(runner(point, out, **kwargs, single_thread=True))
-    conn.close()
+def _worker(runner, out: str, kwargs: dict, conn) -> None:
+    """A worker process: run the points it is sent, one at a time, until it is sent ``None``."""
+    while (point := conn.recv()) is not None:
+        conn.send(runner(point, out, **kwargs, single_thread=True))
 
 
 def _run_processes(points, out: Path, kwargs: dict, workers: int, runner=None) -> list[dict]:
-    """Each point in its own process, ``workers`` at a time; a worker that dies (killed, out of
-    memory) fails its point alone, and the others go on.
+    """The points on ``workers`` spawned processes, each running one point after another; a
+    worker that dies (killed, out of memory) fails the point it was running alone, a new worker
+    takes its place, and the others go on.
 
     Args:
         runner: what a worker calls (:func:`run_point`; the tests pass one that dies).
@@ -103,37 +104,51 @@ def _run_processes(points, out: Path, kwargs: dict, workers: int, runner=None) -
     runner = runner or run_point
     # spawn, not fork: forking a process that has started torch's thread pools can hang.
     ctx = mp.get_context("spawn")
+
+    def start():
+        here, there = ctx.Pipe()
+        proc = ctx.Process(target=_worker, args=(runner, str(out), kwargs, there), daemon=True)
+        proc.start()
+        there.close()  # so that the worker's death reads as the end of the pipe here
+        return proc, here
+
     rows: list[dict | None] = [None] * len(points)
     pending = list(enumerate(points))
-    running: dict = {}  # sentinel -> (index, process, parent end of the pipe)
+    idle = [start() for _ in range(min(workers, len(points)))]
+    busy: dict = {}  # parent end of the pipe -> (process, index of its point)
     try:
-        while pending or running:
-            while pending and len(running) < workers:
-                i, point = pending.pop(0)
-                here, there = ctx.Pipe(duplex=False)
-                proc = ctx.Process(
-                    target=_point_process, args=(runner, point, str(out), kwargs, there)
-                )
-                proc.start()
-                there.close()
-                running[proc.sentinel] = (i, proc, here)
-            for sentinel in wait(list(running)):
-                i, proc, here = running.pop(sentinel)
+        while pending or busy:
+            while pending and idle:
+                proc, conn = idle.pop()
+                i, point = pending[0]
                 try:
-                    row = here.recv() if here.poll() else None
-                except EOFError:  # died before it sent its row
-                    row = None
-                proc.join()
-                here.close()
-                rows[i] = (
-                    row
-                    if row is not None
-                    else _dead_worker_row(points[i], out, proc, kwargs.get("grid_keys") or [])
-                )
-    finally:
-        for _, proc, _ in running.values():  # interrupted: no orphans
-            proc.terminate()
+                    conn.send(point)
+                except OSError:  # died after its last row: replaced, the point goes again
+                    proc.join()
+                    idle.append(start())
+                    continue
+                pending.pop(0)
+                busy[conn] = (proc, i)
+            for conn in wait(list(busy)):
+                proc, i = busy.pop(conn)
+                try:
+                    rows[i] = conn.recv()
+                    idle.append((proc, conn))
+                except EOFError:  # the worker died running this point
+                    proc.join()
+                    conn.close()
+                    grid_keys = kwargs.get("grid_keys") or []
+                    rows[i] = _dead_worker_row(points[i], out, proc, grid_keys)
+                    if pending:
+                        idle.append(start())
+        for proc, conn in idle:
+            conn.send(None)
             proc.join()
+    finally:
+        for proc, _ in [*idle, *busy.values()]:  # interrupted: no orphans
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
     return rows
 
 

@@ -52,17 +52,20 @@ def test_sweep_never_replaces_a_report_it_did_not_write(artent, foreign_report, 
     one_line_error(artent("sweep", spec, "--out", foreign_report), "points")
 
 
-def test_a_killed_worker_fails_its_point_alone(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_killed_worker_fails_its_point_alone(tmp_path, workers):
     from artent.sweep import SweepSpec, expand
     from artent.sweep_workers import _run_processes
 
-    points = expand(SweepSpec(base={"method": "lora"}, grid={"data": ["a", "die", "b"]}))
+    data = ["a", "die", "b", "c", "d"]
+    points = expand(SweepSpec(base={"method": "lora"}, grid={"data": data}))
     rows = _run_processes(
-        points, tmp_path, {"grid_keys": ["data"]}, 2, runner=sweep_workers.killed_or_ok
+        points, tmp_path, {"grid_keys": ["data"]}, workers, runner=sweep_workers.killed_or_ok
     )
-    assert [r["status"] for r in rows] == ["ok", "failed", "ok"]
+    assert [r["status"] for r in rows] == ["ok", "failed", "ok", "ok", "ok"]
     assert "killed by signal 9" in rows[1]["error"] and rows[1]["data"] == "die"
-    assert len({rows[0]["pid"], rows[2]["pid"]}) == 2  # one process a point
+    # workers are reused; the dead one is replaced: at most one process more than workers
+    assert len({r["pid"] for r in rows if r["status"] == "ok"}) <= workers + 1
     record = json.loads((tmp_path / "points" / "data=die" / "row.json").read_text())
     assert record["status"] == "failed"  # a rerun retries it
 
