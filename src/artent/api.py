@@ -12,7 +12,8 @@ unless ``out=`` names a folder, where they write exactly what the command writes
     res.valleys()                 # per module: mean S_cut, ln r, within the bound, valley depth
     res.plot()                    # the profiles over their random-matrix baselines
 
-Errors are ``ValueError`` with one line naming the file, tensor or option at fault.
+Errors are ``ValueError`` with one line naming the file, tensor or option at fault; an argument
+of the wrong type is a ``TypeError`` naming it (:mod:`artent.arguments`), before any work.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from artent.results import External, Internal, NoHair
+
+from artent.arguments import _listed, _names, parse_layers  # light: imports nothing heavy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,7 +80,7 @@ def read_texts(texts: PathLike | Sequence[str]):
     from artent.data.corpus import Corpus, read_corpus
 
     if not isinstance(texts, (str, Path)):
-        return Corpus.from_texts([str(t) for t in texts])
+        return Corpus.from_texts(list(texts))
     try:
         return read_corpus(texts)
     except ValueError as e:
@@ -189,8 +192,18 @@ def internal(
         progress: show a progress bar.
     """
     from artent.analysis.internal import InternalConfig, run_internal
+    from artent.arguments import checked, labelled_paths, path_or_model
     from artent.inputs import internal_sources, labelled
 
+    for name, value in (("base", base), ("tuned", tuned)):
+        path_or_model(value, name)
+    for name, value in (("adapter", adapter), ("run", run)):
+        labelled_paths(value, name)
+    checked(
+        path=dict(out=out),
+        names=dict(modules=modules),
+        flags=dict(allow_pickle=allow_pickle, progress=progress),
+    )
     paths = [base, tuned, *(i for opt in (adapter, run) for _, i in labelled(opt))]
     inputs = [p for p in paths if isinstance(p, str | Path)]
     _check_out(out, "internal", inputs)
@@ -283,11 +296,21 @@ def external(
 
     from artent.analysis.external import ExternalConfig, run_external
     from artent.analysis.external.measure import window_frames
+    from artent.arguments import check_texts, checked, labelled_paths, path_or_model
     from artent.data.corpus import window_frame
     from artent.inputs import external_jobs, labelled
     from artent.models.loading import check_adapter_on, load_for_forward, resolve_device
 
+    texts = check_texts(texts)
     models = [] if model is None else list(model) if isinstance(model, list | tuple) else [model]
+    for i, one in enumerate(models):
+        path_or_model(one, "model" if len(models) == 1 else f"model[{i}]")
+    labelled_paths(run, "run")
+    checked(
+        path=dict(adapter=adapter, out=out),
+        names=dict(encodings=encodings, orders=orders),
+        flags=dict(allow_pickle=allow_pickle, progress=progress),
+    )
     named = [*models, adapter, *(r for _, r in labelled(run)), *_text_inputs(texts)]
     inputs = [p for p in named if isinstance(p, str | Path)]
     _check_out(out, "external", inputs)
@@ -396,8 +419,19 @@ def nohair(
             :func:`external`); each model's windows are framed by its own tokenizer.
     """
     from artent.analysis.nohair import NoHairConfig, check_specs, resolve_specs, run_nohair
+    from collections.abc import Mapping
+
+    from artent.arguments import check_texts, checked, path_list
     from artent.inputs import labelled
 
+    if not isinstance(models, Mapping):
+        path_list(models, "models")  # one string is a TypeError, never its characters
+    texts = check_texts(texts)
+    checked(
+        path=dict(base=base, out=out),
+        names=dict(modules=modules),
+        flags=dict(allow_pickle=allow_pickle),
+    )
     pairs = labelled(models)
     if label is not None:
         given = [label] if isinstance(label, str) else list(label)

@@ -40,11 +40,24 @@ def atomic_path(path: str | os.PathLike):
     # mkstemp creates 0600; results get the permissions any new file gets here (0644 typically)
     os.chmod(tmp, 0o666 & ~_umask())
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
+        try:
+            yield Path(tmp)
+            os.replace(tmp, path)
+        except OSError as e:
+            if e.filename is None:  # a full disk inside a library's write names no file
+                raise named_os_error(e, path) from e
+            raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def named_os_error(e: BaseException, path: str | os.PathLike) -> OSError:
+    """``e`` (an ``OSError`` naming no file, or a library's write failure) as an ``OSError``
+    naming ``path``, so that the one-line error says which file could not be written."""
+    errno = getattr(e, "errno", None)
+    reason = getattr(e, "strerror", None) or " ".join(str(e).split()) or type(e).__name__
+    return OSError(errno, f"cannot write ({reason})", str(path))
 
 
 def _umask() -> int:
@@ -140,4 +153,7 @@ def read_mapping(
         data = {}
     if not isinstance(data, dict):
         raise ValueError(f"{what} {path}: expected {expected}")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:  # YAML reads `1: 2` as an integer key
+        raise ValueError(f"{what} {path}: key {bad[0]!r} is not a name (expected {expected})")
     return data

@@ -6,7 +6,7 @@ Every command that writes a folder (``train``, ``internal``, ``external``, ``noh
 * it is refused, before anything is created, when ``--out`` is a file, holds another command's
   results (a ``run.json`` of another command, a ``study.json``, a ``sweep.json``), is or holds one
   of the command's inputs, already holds files the command would write without being this
-  command's folder, or is not writable;
+  command's folder, is or holds artent's model cache, or is not writable;
 * while the command runs, ``OUT/.artent.lock`` is locked (``flock``), so a second process writing
   the same folder is refused in one line; the lock goes with the process, even a killed one;
 * a command that fails or is interrupted before it :meth:`Claim.commit` s removes the folder it
@@ -61,6 +61,20 @@ def _contains(folder: Path, item: Path) -> bool:
     return item == folder or folder in item.parents
 
 
+def _check_not_cache(out: Path, resolved: Path) -> None:
+    """The model cache (named models, converted GGUFs) is never an output folder, nor inside one
+    (a ``--force`` rerun clears its folder)."""
+    from artent.models.cache import cache_root
+
+    cache = cache_root().expanduser().resolve()
+    if _contains(cache, resolved):
+        raise ValueError(
+            f"{_label(out)}: is inside artent's model cache {cache}; write results elsewhere"
+        )
+    if cache.exists() and _contains(resolved, cache):
+        raise ValueError(f"{_label(out)}: holds artent's model cache {cache}; use another folder")
+
+
 def check_out(
     out: str | os.PathLike,
     command: str,
@@ -82,6 +96,7 @@ def check_out(
     if out.exists() and not out.is_dir():
         raise ValueError(f"{_label(out)}: is a file, not a folder")
     resolved = out.resolve()
+    _check_not_cache(out, resolved)
     for item in inputs:
         if item is None or not Path(item).exists():
             continue
@@ -119,6 +134,7 @@ def check_out_file(out: str | os.PathLike, *, inputs: Iterable[str | os.PathLike
             these columns is this command's earlier result and may be replaced.
     """
     out = Path(out)
+    _check_not_cache(out, out.resolve())
     for item in inputs:
         if Path(item).exists() and Path(item).resolve() == out.resolve():
             raise ValueError(f"{_label(out)}: is the input {item}; write to another file")
@@ -286,10 +302,17 @@ def remove_stale_temporaries(folder: Path, *, skip: Iterable[str] = ()) -> None:
         skip: subfolders not to look into (run folders of a demo or sweep clean themselves).
     """
     skip = set(skip)
-    subfolders = [p for p in folder.iterdir() if p.is_dir() and p.name not in skip]
+    # a link is never followed: a subfolder that is a link (to anywhere) is not looked into, and
+    # a ``.tmp`` that is a link is removed as a link, never what it points at
+    subfolders = [
+        p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and p.name not in skip
+    ]
     for parent in (folder, *subfolders):
         for item in parent.glob("*.tmp"):
-            if item.is_dir() and not item.is_symlink():
+            if item.is_symlink():
+                if item.name.startswith("."):
+                    item.unlink(missing_ok=True)
+            elif item.is_dir():
                 shutil.rmtree(item, ignore_errors=True)
             elif item.name.startswith("."):
                 item.unlink(missing_ok=True)

@@ -30,6 +30,11 @@ from artent.outdir import claim_out, remove_stale_temporaries
 from artent.training.config import PRECISIONS
 from artent.validation import OptionError, check_fields
 
+#: What a study writes into its folder (its record lists them as ``files``): a folder not a
+#: study's that holds one is refused; a report.html artent did not write is never replaced.
+STUDY_FILES = ("study.json", "texts.txt", "texts-long.txt", "report.html", "runs", "internal",
+               "external", "nohair", "attention", "baselines")  # fmt: skip
+
 # Smaller tiny base for --quick: each effect still shows, the pretrain takes seconds.
 QUICK_TINY = dict(
     steps=150,
@@ -221,6 +226,17 @@ def _texts(path: Path, cfg: StudyConfig, length: int = 0, n: int = 0):
     return read_corpus(path)
 
 
+def _read_record(record: Path) -> dict:
+    """A folder's ``study.json``, or a one-line ValueError naming it."""
+    try:
+        old, why = json.loads(record.read_text()), "expected an object with a config"
+    except (OSError, ValueError) as e:
+        old, why = None, " ".join(str(e).split())
+    if not isinstance(old, dict) or not isinstance(old.get("config", {}), dict):
+        raise ValueError(f"{record}: not a study record ({why})")
+    return old
+
+
 def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = True) -> Path:
     """Run (or resume) the whole study into ``out``; return the report's path.
 
@@ -240,7 +256,7 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
         except ValueError as e:
             raise ValueError(f"study run {spec['name']}: {e}") from None
     if record.is_file():
-        old = json.loads(record.read_text())
+        old = _read_record(record)
         # options added since the folder was written count as their defaults
         defaults = dataclasses.asdict(StudyConfig(quick=cfg.quick))
         # a folder from before window starts read its windows as the stream cut as it is
@@ -253,7 +269,10 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
     else:
         timings = {}
     inputs = [cfg.model, *cfg.data]
-    with claim_out(out, "demo", inputs=inputs, record=False) as claim:
+    from artent.report.html import check_report_replaceable
+
+    check_report_replaceable(out / "report.html")
+    with claim_out(out, "demo", inputs=inputs, writes=STUDY_FILES, record=False) as claim:
         # a study that fails before any run has a checkpoint leaves nothing behind
         claim.keep = lambda: any((out / "runs").glob("*/checkpoints/step-??????"))
         remove_stale_temporaries(out, skip=("runs",))
@@ -311,6 +330,7 @@ def _run_study(out: Path, cfg: StudyConfig, plan, timings: dict, *, log, progres
                 model_name=cfg.model,
                 window_start=cfg.window_start,
                 window_frame=frame,
+                files=list(STUDY_FILES),
             ),
         )
 

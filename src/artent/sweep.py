@@ -13,7 +13,8 @@ Sweep folder::
     DIR/report.html                ``artent report DIR``: the sweep table, figures and the claims
                                    the internal tables can check
 
-Points run one at a time by default, in a process pool with ``workers > 1``, or as Ray tasks
+Points run one at a time by default, on ``workers`` processes with ``workers > 1`` (a worker
+that dies fails its point alone; :mod:`artent.sweep_workers`), or as Ray tasks
 (``ray="local"`` starts Ray on this machine; any other value is a cluster address, whose workers
 must see ``DIR`` and the data at the same paths). Ray is imported only when asked for.
 """
@@ -23,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ from typing import Any
 
 from artent.io import read_mapping, versions, write_json, write_parquet
 from artent.outdir import claim_out, remove_stale_temporaries
+from artent.sweep_workers import _connect_ray, _run_processes, _run_ray
 from artent.validation import check_fields
 
 # Set per point by the sweep itself, so never a sweep option.
@@ -40,7 +41,8 @@ SUMMARY_METRICS = ("center_entropy", "valley_depth", "volume_slope")
 #: Row columns of the attention analysis (amplitude encoding, sequential order, means over heads).
 ATTENTION_METRICS = ("attention_c", "attention_center_entropy", "attention_area_log_share")
 EXTERNAL_TABLES = ("external", "external_summary", "scaling", "baseline", "scaling_baseline")
-RAY_MISSING = "Ray is not installed: pip install 'artent[ray]'"
+#: What a sweep writes into its folder (its record lists them as ``files``); see STUDY_FILES.
+SWEEP_FILES = ("sweep.json", "sweep.parquet", "report.html", "points")
 
 
 def _train_fields() -> set[str]:
@@ -71,6 +73,10 @@ class SweepSpec:
 
     def __post_init__(self) -> None:
         check_fields(self, lambda name: f"sweep {name}")
+        for section in ("base", "grid", "internal", "external"):
+            bad = [k for k in getattr(self, section) or {} if not isinstance(k, str)]
+            if bad:
+                raise ValueError(f"sweep {section}: option {bad[0]!r} is not a name")
         self.base = {k.replace("-", "_"): v for k, v in (self.base or {}).items()}
         self.grid = {k.replace("-", "_"): v for k, v in (self.grid or {}).items()}
         known = _train_fields()
@@ -135,9 +141,20 @@ def _label(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+#: Longest point folder name kept as it is (file systems allow 255 bytes a name).
+MAX_FOLDER_NAME = 120
+
+
 def _folder_name(name: str) -> str:
     # Data paths and the like may hold '/' or spaces: keep point folders one level, portable.
-    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", name)
+    folder = re.sub(r"[^A-Za-z0-9._=,+-]", "_", name)
+    if len(folder) <= MAX_FOLDER_NAME:
+        return folder
+    # a long but legal grid value (a deep data path): a prefix and a digest of the whole name
+    import hashlib
+
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return f"{folder[: MAX_FOLDER_NAME - 17]}-{digest}"
 
 
 def expand(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -326,63 +343,6 @@ def _prepare_shared(points: list[dict[str, Any]]) -> None:
             done.add(key)
 
 
-def _connect_ray(address: str, workers: int) -> bool:
-    """Start (``local``) or join Ray; return whether this call did (and so shuts it down).
-
-    Raises:
-        ImportError: Ray is not installed.
-        ValueError: a cluster address Ray cannot reach (one line naming it).
-    """
-    try:
-        import ray
-    except ImportError:
-        raise ImportError(RAY_MISSING) from None
-    if ray.is_initialized():
-        return False
-    if address == "local":
-        env = {k: os.environ[k] for k in ("ARTENT_CACHE",) if k in os.environ}
-        ray.init(
-            num_cpus=workers if workers > 1 else os.cpu_count(),
-            include_dashboard=False,
-            runtime_env={"env_vars": env} if env else None,
-            log_to_driver=False,
-        )
-        return True
-    _check_reachable(address)
-    try:
-        ray.init(address=address)
-    except Exception as e:  # noqa: BLE001 - ray raises several types for an unreachable cluster
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        raise ValueError(
-            f"--ray {address}: cannot connect ({type(e).__name__}: {lines[0] if lines else ''})"
-        ) from None
-    return True
-
-
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Refuse a ``host:port`` (or ``ray://host:port``) address no TCP connection reaches.
-
-    Ray itself retries an unreachable address for about a minute before it gives up.
-    """
-    import socket
-
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if address == "auto" or not host or not port.isdigit():
-        return  # "auto" and other forms are Ray's to resolve
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as e:
-        raise ValueError(f"--ray {address}: cannot connect ({e.strerror or e})") from None
-
-
-def _run_ray(points, out, kwargs) -> list[dict]:
-    import ray
-
-    task = ray.remote(num_cpus=1)(run_point)
-    refs = [task.remote(p, str(out), **kwargs, single_thread=True) for p in points]
-    return ray.get(refs)
-
-
 def run_sweep(spec: SweepSpec, out: str | Path, *, ray: str | None = None, workers: int = 1) -> Any:
     """Run every point of ``spec`` (skipping finished ones) and write ``out/sweep.parquet``.
 
@@ -412,13 +372,18 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, ray: str | None = None, worke
             same = False
         if not same:
             raise ValueError(f"--out {out}: holds a sweep with another spec; use a new folder")
+    from artent.report.html import check_report_replaceable
+
+    check_report_replaceable(out / "report.html")
     started = _connect_ray(ray, workers) if ray is not None else False
     try:
-        with claim_out(out, "sweep", record=False) as claim:
+        with claim_out(out, "sweep", writes=SWEEP_FILES, record=False) as claim:
             # a sweep that fails before any point has a checkpoint leaves nothing behind
             claim.keep = lambda: any((out / "points").glob("*/checkpoints/step-??????"))
             remove_stale_temporaries(out, skip=("points",))
-            write_json(out / "sweep.json", {**record, "versions": versions()})
+            write_json(
+                out / "sweep.json", {**record, "versions": versions(), "files": list(SWEEP_FILES)}
+            )
             return _run_points(points, spec, out, ray, workers)
     finally:
         if started:
@@ -438,15 +403,7 @@ def _run_points(points, spec: SweepSpec, out: Path, ray: str | None, workers: in
     elif workers == 1:
         rows = [run_point(p, out, **kwargs) for p in points]
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn, not fork: forking a process that has started torch's thread pools can hang.
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = [
-                pool.submit(run_point, p, str(out), **kwargs, single_thread=True) for p in points
-            ]
-            rows = [f.result() for f in futures]
+        rows = _run_processes(points, out, kwargs, workers)
     table = pd.DataFrame(rows)
     write_parquet(out / "sweep.parquet", table)
     return table

@@ -63,7 +63,17 @@ def run_config(run: str | Path) -> dict:
             f"--run {run}: not an artent run folder (no run.json) nor a Trainer output_dir "
             f"(no checkpoint-N folders)"
         )
-    return json.loads(record.read_text())["config"]
+    try:
+        data = json.loads(record.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{record}: cannot parse JSON ({' '.join(str(e).split())})") from None
+    config = data.get("config") if isinstance(data, dict) else None
+    if not isinstance(config, dict):
+        raise ValueError(f"{record}: not a training run's record (no 'config' object)")
+    for key in ("model", "method"):
+        if not isinstance(config.get(key), str):
+            raise ValueError(f"{record}: the run's config has no {key!r} (not a training run)")
+    return config
 
 
 def trainer_dirs(run: str | Path) -> list[Path]:

@@ -7,7 +7,9 @@ stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
@@ -25,6 +27,19 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 class UserError(Exception):
     """A mistake in what the user asked for: reported in one line, exit code 2."""
+
+
+class ManyErrors(Exception):
+    """Several failures of one command (a sweep's failed points): one line each, exit code 2."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def report_errors(lines: list[str]) -> None:
+    """End the command with one error line per item of ``lines`` (exit code 2)."""
+    raise ManyErrors(lines)
 
 
 Opt = typer.Option
@@ -76,14 +91,55 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``artent`` console script; returns the exit code.
 
     Usage errors, bad input and files that cannot be read or written end in one line on stderr
-    and exit code 2; Ctrl-C in one line and exit code 130. ``ARTENT_DEBUG=1`` shows the traceback
-    behind a one-line error.
+    and exit code 2; Ctrl-C in one line and exit code 130, SIGTERM likewise with 143.
+    ``ARTENT_DEBUG=1`` shows the traceback behind a one-line error.
     """
+    with _sigterm_as_ctrl_c():
+        return _main(argv)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so that it ends as Ctrl-C does (cleaned up)."""
+
+
+_terminated = False
+
+
+@contextmanager
+def _sigterm_as_ctrl_c():
+    """SIGTERM (``kill``, a job scheduler, ``docker stop``) is handled as Ctrl-C: the folder's lock
+    and record are cleaned, the run resumes, and the command exits 143 with one line."""
+    global _terminated
+    _terminated = False
+
+    def handler(signum, frame):
+        global _terminated
+        if _terminated:  # a second SIGTERM while the first is cleaned up: let that finish
+            return
+        _terminated = True
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave the signal alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     click_exception = _click_exception()
     try:
         code = app(args=argv, standalone_mode=False, prog_name="artent")
     except UserError as e:
         return _error(e)
+    except ManyErrors as e:
+        for line in e.lines:
+            _error(line)
+        return 2
     except click_exception as e:
         if type(e).__name__ == "NoArgsIsHelpError":  # a bare `artent` or a bare group
             console.print(e.format_message(), highlight=False, markup=False)
@@ -112,9 +168,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _interrupted() -> int:
+    what, code = ("terminated (SIGTERM)", 143) if _terminated else ("interrupted (Ctrl-C)", 130)
     err_console.print(
-        "interrupted (Ctrl-C); a train, demo or sweep run again resumes where it stopped",
+        f"{what}; a train, demo or sweep run again resumes where it stopped",
         soft_wrap=True,
         highlight=False,
     )
-    return 130
+    return code

@@ -338,3 +338,11 @@ def sweep(
     from artent.report import build_report
 
     console.print(f"report: {build_report(out).resolve()}")
+    failed = table[table.status != "ok"]
+    if len(failed):  # each failed point on its own line; the others' results are kept
+        from artent.cli.app import report_errors
+
+        report_errors(
+            [f"sweep point {row.name}: {row.error}" for row in failed.itertuples()]
+            + [f"{len(failed)} of {len(table)} sweep points failed; rerun to retry them"]
+        )

@@ -45,13 +45,13 @@ __all__ = [
     "WindowFrame",
     "check_window_start",
     "corpus_windows",
+    "document_tokens",
     "read_corpus",
     "stream_tokens",
     "window_frame",
 ]
 
 CORPUS_SUFFIXES = (".txt", ".jsonl", ".parquet")
-_BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*\n")
 #: How a window starts: as the tokenizer frames a text, with BOS, or mid-stream (see above).
 WINDOW_STARTS = ("model", "bos", "none")
 DEFAULT_WINDOW_START = "model"
@@ -81,8 +81,12 @@ class Corpus:
         if isinstance(texts, str):
             raise ValueError(f"{source}: expected a list of documents, got one string")
         docs = tuple(texts)
-        if not docs or not all(isinstance(t, str) for t in docs):
+        if not docs:
             raise ValueError(f"{source}: expected a non-empty list of strings")
+        for i, doc in enumerate(docs):  # never str(): bytes and None are not text
+            if not isinstance(doc, str):
+                hint = " (decode bytes first)" if isinstance(doc, (bytes, bytearray)) else ""
+                raise TypeError(f"{source}[{i}] must be a str, got {type(doc).__name__}{hint}")
         return cls(source, (), docs)
 
     def documents(self) -> Iterator[str]:
@@ -129,32 +133,97 @@ def read_corpus(path: str | Path) -> Corpus:
 
 
 def _txt_documents(path: Path) -> Iterator[str]:
-    text = _read_text(path)
-    for paragraph in _BLANK_LINES.split(text.replace("\r\n", "\n")):
-        if paragraph.strip():
-            yield paragraph.strip()
+    # paragraphs: runs of lines that are not blank, read a line at a time (what the windows need)
+    lines: list[str] = []
+    for line in _text_lines(path):
+        if line.strip(" \t\r\f\v"):
+            lines.append(line)
+        elif lines:
+            if "\n".join(lines).strip():
+                yield "\n".join(lines).strip()
+            lines = []
+    if lines and "\n".join(lines).strip():
+        yield "\n".join(lines).strip()
 
 
-def _read_text(path: Path) -> str:
+def _text_lines(path: Path) -> Iterator[str]:
+    """The lines of a UTF-8 file, without their ``\n`` (``\r\n`` too), read one at a time."""
+    offset = 0
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"--texts {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        with open(path, "rb") as f:
+            for raw in f:
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise ValueError(
+                        f"--texts {path}: not UTF-8 text ({e.reason} at byte {offset + e.start})"
+                    ) from None
+                offset += len(raw)
+                yield line[:-2] if line.endswith("\r\n") else line.removesuffix("\n")
+    except OSError as e:
+        raise ValueError(f"--texts {path}: cannot read ({e.strerror or e})") from None
 
 
 def _jsonl_documents(path: Path) -> Iterator[str]:
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    for number, line in enumerate(_text_lines(path), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except ValueError:
-            raise ValueError(f"--texts {path}: line {number} is not valid JSON") from None
+        except ValueError as e:
+            raise ValueError(
+                f"--texts {path}: line {number} is not valid JSON ({str(e).splitlines()[0]})"
+            ) from None
         text = record.get("text") if isinstance(record, dict) else None
         if not isinstance(text, str):
             raise ValueError(f"--texts {path}: line {number} has no string 'text' field")
         if text.strip():
             yield text
+
+
+#: Characters of a document tokenised in one call: a longer document is tokenised a piece at a
+#: time, each piece cut at a space, and only as far as the windows read.
+CHUNK_CHARS = 1 << 15
+# a cut goes before a space that follows a non-space and precedes one: every pre-tokenizer of
+# transformers' tokenizers (byte-level BPE, Metaspace, WordPiece) starts a token there
+_CUT = re.compile(r"(?<=\S) (?=\S)")
+
+
+def document_tokens(
+    tokenizer: Any, doc: str, limit: int | None = None, chunk: int = CHUNK_CHARS
+) -> Iterator[list[int]]:
+    """The tokens of one document (no special tokens), in pieces of bounded size.
+
+    A document of at most ``chunk`` characters is tokenised in one call, as a whole; a longer
+    one in pieces of about ``chunk`` characters cut before a space between two words, which
+    gives the whole document's tokens for tokenizers that start a token at every such space (a
+    piece without any space is cut at ``chunk`` characters). Nothing past ``limit`` tokens, nor
+    past what the caller reads, is tokenised.
+
+    Args:
+        tokenizer: a transformers tokenizer.
+        doc: the document.
+        limit: stop once this many tokens are yielded (``None``: the whole document).
+        chunk: characters per piece.
+    """
+    done, start = 0, 0
+    while start < len(doc) and (limit is None or done < limit):
+        end = len(doc) if len(doc) - start <= chunk else _cut_before(doc, start, chunk)
+        ids = list(tokenizer(doc[start:end], add_special_tokens=False, verbose=False)["input_ids"])
+        if limit is not None:
+            ids = ids[: limit - done]
+        done += len(ids)
+        start = end
+        if ids:
+            yield ids
+
+
+def _cut_before(doc: str, start: int, chunk: int) -> int:
+    """Where the piece from ``start`` ends: the last word-separating space in its window."""
+    last = None
+    for m in _CUT.finditer(doc, start + 1, start + chunk):
+        last = m.start()
+    return last if last is not None else start + chunk
 
 
 def _parquet_documents(path: Path) -> Iterator[str]:
@@ -169,7 +238,16 @@ def _parquet_documents(path: Path) -> Iterator[str]:
         raise ValueError(f"--texts {path}: no 'text' column")
     if str(field.type) not in ("string", "large_string", "string_view"):
         raise ValueError(f"--texts {path}: column 'text' holds {field.type}, not strings")
-    for batch in table.iter_batches(columns=["text"], batch_size=256):
+    batches = table.iter_batches(columns=["text"], batch_size=256)
+    while True:
+        try:
+            batch = next(batches, None)
+        except Exception as e:  # a corrupt page: pyarrow's message alone names no file
+            raise ValueError(
+                f"--texts {path}: cannot read its 'text' column ({' '.join(str(e).split())})"
+            ) from None
+        if batch is None:
+            return
         for text in batch.column(0).to_pylist():
             if text is not None and text.strip():
                 yield text
@@ -321,7 +399,7 @@ def stream_tokens(
     for i, doc in enumerate(documents):
         if i and separator is not None:
             yield [separator]
-        yield list(tokenizer(doc, add_special_tokens=False, verbose=False)["input_ids"])
+        yield from document_tokens(tokenizer, doc)
 
 
 def corpus_windows(

@@ -207,7 +207,17 @@ def _read_parquet(path: Path) -> tuple[list[str], Iterator[tuple[int, Any]]]:
     def rows() -> Iterator[tuple[int, Any]]:
         # batch by batch, so that `limit` does not read a multi-GB file whole
         row_number = 0
-        for batch in parquet.iter_batches(batch_size=1024):
+        batches = parquet.iter_batches(batch_size=1024)
+        while True:
+            try:
+                batch = next(batches, None)
+            except Exception as exc:  # a corrupt page: pyarrow's message names no file
+                why = " ".join(str(exc).split())
+                raise DataError(
+                    f"{path}: cannot read rows after row {row_number} ({why})"
+                ) from None
+            if batch is None:
+                return
             for row in batch.to_pylist():
                 row_number += 1
                 yield row_number, row

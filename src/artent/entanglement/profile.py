@@ -237,6 +237,8 @@ def schmidt_spectra(
         raise ValueError(f"unknown site order {order!r}; expected one of {ORDERS}")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    x = _as_array(x)
+    _check_device(device)
     if isinstance(x, LowRank):
         layout = matrix_layout(x.shape, dims, order)
         if order == "sequential" and method != "svd":
@@ -267,6 +269,39 @@ def schmidt_spectra(
     if method == "svd":
         return chain_spectra_svd(psi, chain)
     return chain_spectra(psi, chain, backend)
+
+
+def _as_array(x: Any) -> Any:
+    """``x`` as something with a shape: arrays, tensors and ``LowRank`` as they are; nested lists
+    of numbers through numpy; anything else a ``TypeError`` naming ``x``."""
+    if isinstance(x, LowRank):
+        if float(x.scale) == 0:  # the readers mark such updates zero and never profile them
+            raise ValueError("x: LowRank scale is 0, so scale * B @ A is the zero matrix")
+        return x
+    if hasattr(x, "shape"):
+        return x
+    if x is None or isinstance(x, (str, bytes, dict)) or not isinstance(x, (list, tuple)):
+        raise TypeError(
+            f"x must be a matrix, state or tensor (numpy, torch, nested lists) or a LowRank, "
+            f"got {type(x).__name__}"
+        )
+    try:
+        return np.asarray(x, dtype=float)
+    except (ValueError, TypeError):
+        raise ValueError(
+            "x: a nested list whose rows differ in length or hold non-numbers is not an array"
+        ) from None
+
+
+def _check_device(device: Any) -> None:
+    """A device named by a string must be one torch has here (``"cuda"`` without a GPU is
+    refused before any work); ``None``, ``"numpy"`` and torch devices pass."""
+    if isinstance(device, str) and device != "numpy":
+        from artent.validation import check_device
+
+        check_device(device, "device")
+    elif device is not None and device != "numpy" and type(device).__name__ != "device":
+        raise TypeError(f"device must be None, 'numpy' or a torch device, got {device!r}")
 
 
 def _is_flat_dims(dims: Any) -> bool:

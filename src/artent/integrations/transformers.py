@@ -30,6 +30,14 @@ logger = logging.getLogger(__name__)
 __all__ = ["EntanglementCallback"]
 
 SNAPSHOT_FILE = "snapshot.safetensors"
+#: What the callback writes into its folder (an existing one it did not write is never replaced).
+CALLBACK_FILES = (
+    "run.json",
+    "internal.parquet",
+    "internal_summary.parquet",
+    "losses.parquet",
+    SNAPSHOT_FILE,
+)
 METRICS = (  # logged name -> column of the valley table
     ("cut_entropy", "center_entropy"),
     ("valley_depth", "valley_depth"),
@@ -68,8 +76,12 @@ class EntanglementCallback(TrainerCallback):
 
     Raises:
         ValueError: at construction for a bad option, at ``on_train_begin`` for a module or
-            layer the model does not have, a frozen module without an adapter, or an adapter
-            kind artent does not read: one line, before the first step.
+            layer the model does not have, a frozen module without an adapter, an adapter
+            kind artent does not read, or a folder the callback must not write (another
+            command's results, files it did not write, a folder another process holds: the
+            folder is claimed and locked as every command's is, until ``on_train_end``): one
+            line, before the first step.
+        TypeError: ``modules`` that are not names.
 
     Logged per module name ``m`` (means over layers; zero updates left out):
     ``artent/m/cut_entropy`` (``S_cut``, nats), ``artent/m/valley_depth``,
@@ -95,6 +107,10 @@ class EntanglementCallback(TrainerCallback):
 
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise _fail(f"every must be a positive number of optimiser steps, got {every!r}")
+        if modules is None or not isinstance(modules, str | Iterable):
+            raise TypeError(
+                f"EntanglementCallback: modules must be a name or a list of names, got {modules!r}"
+            )
         items = modules.split(",") if isinstance(modules, str) else list(modules)
         names = [str(m).strip() for m in items if str(m).strip()]
         if not names:
@@ -132,6 +148,20 @@ class EntanglementCallback(TrainerCallback):
         self._profiles: list = []
         self._summaries: list = []
         self._last_step = -1
+        self._release()
+
+    def _release(self) -> None:
+        """Let go of the folder's lock (at the end of training, or before a new one)."""
+        stack = getattr(self, "_claim", None)
+        self._claim = None
+        if stack is not None:
+            stack.close()
+
+    def __del__(self) -> None:
+        try:
+            self._release()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
     # ----- events ---------------------------------------------------------------------------------
 
@@ -159,7 +189,11 @@ class EntanglementCallback(TrainerCallback):
                 "EntanglementCallback: no Trainer found above the callback; artent/... scalars "
                 "go to state.log_history only, not to the reporting integrations"
             )
-        self._prepare(args, state)
+        try:
+            self._prepare(args, state)
+        except BaseException:
+            self._release()  # a refused resume does not keep the folder locked
+            raise
 
     def on_step_end(self, args, state, control, **kwargs):
         if self._main and state.global_step % self.every == 0:
@@ -170,6 +204,7 @@ class EntanglementCallback(TrainerCallback):
             self._measure(state, control)
         if self._main and self.folder is not None:
             self._write_losses(state)  # the final log entries came after the last measurement
+        self._release()
 
     # ----- work -----------------------------------------------------------------------------------
 
@@ -179,7 +214,7 @@ class EntanglementCallback(TrainerCallback):
         from artent.io import write_run_record
         from artent.models.live import describe, snapshot_weights
 
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self._claim_folder()
         step = int(state.global_step)
         if any(t.kind == "dense" for t in self.targets):
             self.snapshot = self._snapshot(snapshot_weights, step)
@@ -207,6 +242,25 @@ class EntanglementCallback(TrainerCallback):
             **{k: v for k, v in self.config.__dict__.items() if k != "allow_pickle"},
         )
         write_run_record(self.folder, "callback", config)
+
+    def _claim_folder(self) -> None:
+        """Claim and lock the folder as every command does (``artent.outdir.claim_out``): one
+        holding another command's results (a training run, ``artent internal``'s tables, a demo)
+        or files the callback did not write is refused; the lock is held until ``on_train_end``.
+        """
+        from contextlib import ExitStack
+
+        from artent.outdir import claim_out
+
+        stack = ExitStack()
+        try:
+            stack.enter_context(
+                claim_out(self.folder, "callback", writes=CALLBACK_FILES, record=False)
+            )
+        except ValueError as e:
+            why = str(e).removeprefix(f"--out {self.folder}: ")
+            raise _fail(f"out_dir {self.folder}: {why}") from None
+        self._claim = stack
 
     def _snapshot(self, snapshot_weights, step: int) -> dict:
         """The step-0 weights of the dense targets; kept on disk so a resumed run finds them."""

@@ -14,15 +14,16 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import re
 from pathlib import Path
 from typing import Any
 
 from artent.models.checkpoints import CheckpointError
+from artent.models.user_regex import compile_user_regex
 
 CONFIG_NAME = "adapter_config.json"
 # fields artent reads, by the type they must have when present (None is always allowed)
 _NUMBERS = ("r", "lora_alpha", "alpha", "init_r", "lora_dropout", "dropout", "chi", "n_1")
+_RANKS = ("r", "init_r", "chi")
 _FLAGS = ("use_rslora", "use_dora", "fan_in_fan_out")
 _PATTERNS = ("alpha_pattern", "rank_pattern")
 
@@ -68,6 +69,10 @@ def read_adapter_config(adapter: str | Path) -> dict[str, Any]:
     for key in _NUMBERS:
         if config.get(key) is not None and not _number(config[key]):
             raise CheckpointError(f"{file}: {key!r} must be a finite number, got {config[key]!r}")
+    for key in _RANKS:  # a rank of 0 has no update (peft refuses it; so does every reader)
+        value = config.get(key)
+        if value is not None and not (float(value) >= 1 and float(value).is_integer()):
+            raise CheckpointError(f"{file}: {key!r} must be a positive integer, got {value!r}")
     for key in _FLAGS:
         if config.get(key) is not None and not isinstance(config[key], bool):
             raise CheckpointError(f"{file}: {key!r} must be true or false, got {config[key]!r}")
@@ -79,9 +84,9 @@ def read_adapter_config(adapter: str | Path) -> dict[str, Any]:
             raise CheckpointError(f"{file}: {key!r} must be an object, got {pattern!r}")
         for name, value in pattern.items():
             try:
-                re.compile(name)
-            except re.error as e:
-                raise CheckpointError(f"{file}: {key!r} key {name!r} is no pattern ({e})") from None
+                compile_user_regex(name, f"{file}: {key!r} key")
+            except ValueError as e:
+                raise CheckpointError(str(e)) from None
             # AdaLoRA's rank_pattern holds the boolean mask of the ranks it kept
             mask = isinstance(value, list) and all(isinstance(v, bool) for v in value)
             if not (_number(value) or (key == "rank_pattern" and mask)):
@@ -92,6 +97,12 @@ def read_adapter_config(adapter: str | Path) -> dict[str, Any]:
         or (isinstance(targets, list) and all(isinstance(t, str) for t in targets))
     ):
         raise CheckpointError(f"{file}: 'target_modules' must be names, got {targets!r}")
+    for key in ("target_modules", "exclude_modules"):
+        if isinstance(config.get(key), str):  # one pattern, matched by artent with a bound
+            try:
+                compile_user_regex(config[key], f"{file}: {key!r}")
+            except ValueError as e:
+                raise CheckpointError(str(e)) from None
     return config
 
 

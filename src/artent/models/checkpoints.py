@@ -229,6 +229,30 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def _shard_path(index_file: Path, name: object) -> Path:
+    """A shard an index names, inside the index's folder; anything else is refused unread.
+
+    An absolute path or a ``..`` step would make a checkpoint read a file it does not hold. A
+    link the folder itself holds is its owner's (the hub's cache links every shard to its blob).
+    """
+    folder = index_file.parent
+    rel = Path(str(name)) if isinstance(name, str) and name else None
+    if rel is None or rel.is_absolute() or ".." in rel.parts or rel.drive:
+        raise CheckpointError(
+            f"{index_file}: shard {name!r} lies outside the folder {folder}; refused"
+        )
+    return folder / rel
+
+
+def check_shard_index(folder: str | Path) -> None:
+    """Refuse a model folder whose shard index names a file outside it (before transformers,
+    which would open it, reads the folder)."""
+    for name in SAFETENSORS_INDEX_NAMES + PICKLE_INDEX_NAMES:
+        index_file = Path(folder) / name
+        if index_file.is_file():
+            _read_index(index_file, allow_pickle=True)
+
+
 def _read_index(index_file: Path, allow_pickle: bool) -> tuple[list[Path], dict[str, Path]]:
     try:
         weight_map = json.loads(index_file.read_text())["weight_map"]
@@ -238,7 +262,7 @@ def _read_index(index_file: Path, allow_pickle: bool) -> tuple[list[Path], dict[
         raise CheckpointError(
             f"{index_file}: not a checkpoint index with a 'weight_map' ({_one_line(exc)})"
         ) from exc
-    index = {str(k): index_file.parent / str(v) for k, v in weight_map.items()}
+    index = {str(k): _shard_path(index_file, v) for k, v in weight_map.items()}
     files = sorted(set(index.values()))
     for file in files:
         if not file.is_file():

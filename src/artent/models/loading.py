@@ -101,6 +101,7 @@ def load_base(name: str, *, allow_remote_code: bool = False, allow_pickle: bool 
     from transformers.utils import logging as hf_logging
 
     from artent.models.cache import resolve_named_model
+    from artent.models.size_check import check_config_fits
     from artent.models.tiny import load_tiny
 
     hf_logging.disable_progress_bar()  # artent shows its own progress; keep stderr for errors
@@ -113,6 +114,9 @@ def load_base(name: str, *, allow_remote_code: bool = False, allow_pickle: bool 
         raise ValueError(f"model {name}: folder has no config.json (not a transformers model)")
     kwargs: dict[str, Any] = dict(trust_remote_code=allow_remote_code, dtype=torch.float32)
     if local.exists():
+        from artent.models.checkpoints import check_shard_index
+
+        check_shard_index(local)
         kwargs.update(local_files_only=True, use_safetensors=None if allow_pickle else True)
         name = str(local)
     what = f"model {name}"
@@ -120,6 +124,7 @@ def load_base(name: str, *, allow_remote_code: bool = False, allow_pickle: bool 
     tokenizer = _from_pretrained(what, AutoTokenizer.from_pretrained, name, **plain)
     config = _from_pretrained(what, AutoConfig.from_pretrained, name, **plain)
     auto = AutoModelForCausalLM if _is_causal_config(config) else AutoModel
+    check_config_fits(config, auto, what)  # absurd sizes: refused with the estimate, unbuilt
     model = _from_pretrained(what, auto.from_pretrained, name, **kwargs)
     if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -150,12 +155,17 @@ def put_adapter(model, adapter: str, *, allow_pickle: bool = False):
 
     from artent.models.adapter_check import adapter_weights, read_adapter_config
     from artent.models.peft_warnings import peft_quietly
+    from artent.models.user_regex import pin_peft_patterns
 
     if read_adapter_config(adapter)["peft_type"].upper() == "MPS":
         import artent.adapters.mps  # noqa: F401  (registers the mps method with peft)
     what = f"adapter {adapter}"
     config = _from_pretrained(what, PeftConfig.from_pretrained, adapter)
     config.inference_mode = True
+    # peft would match the file's patterns with re, which can backtrack for ever: artent
+    # matches them with a bound and gives peft the names they match
+    names = [name for name, _ in model.named_modules() if name]
+    pin_peft_patterns(config, names, f"{Path(adapter) / 'adapter_config.json'}")
     weights = adapter_weights(adapter, allow_pickle=allow_pickle)
     # the class peft's own from_pretrained picks for the config's task type
     wrapper = MODEL_TYPE_TO_PEFT_MODEL_MAPPING.get(config.task_type, PeftModel)

@@ -19,7 +19,12 @@ from artent.report.claims import ClaimThresholds, evaluate_claims
 from artent.report.figures import FIGURES, draw_figures, figure_ref
 from artent.report.tables import TABLES, StudyTables, load_study
 
-__all__ = ["build_report", "render_report"]
+__all__ = ["build_report", "check_report_replaceable", "render_report"]
+
+#: The mark of a report artent wrote; a ``report.html`` without it is never replaced.
+GENERATOR = "<meta name='generator' content='artent'>"
+# reports written before the mark began with this head
+_OLD_HEAD = "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>\n<title>artent report: "
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
@@ -148,7 +153,7 @@ def render_report(t: StudyTables, thresholds: ClaimThresholds | None = None) -> 
     n_na = verdicts.count(None)
     figures = draw_figures(t)
     parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>{GENERATOR}",
         f"<title>artent report: {_e(t.root.name)}</title><style>{CSS}</style></head><body>",
         "<h1>Artificial entanglement in fine-tuning: "
         + ("sweep report" if t.sweep is not None else "study report")
@@ -199,7 +204,17 @@ def render_report(t: StudyTables, thresholds: ClaimThresholds | None = None) -> 
             parts.append(_pre(title, t.study[key], open_=key in ("config", "sweep")))
     for key in sorted(
         set(t.study)
-        - {"config", "sweep", "versions", "timings", "runs", "quick", "base_model", "model_name"}
+        - {
+            "config",
+            "sweep",
+            "versions",
+            "timings",
+            "runs",
+            "quick",
+            "base_model",
+            "model_name",
+            "files",
+        }
     ):
         parts.append(_pre(f"study.json: {key}", t.study[key]))
     if "runs" in t.study:
@@ -208,6 +223,29 @@ def render_report(t: StudyTables, thresholds: ClaimThresholds | None = None) -> 
         parts.append(_pre(f"runs/{name}/run.json", record))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def check_report_replaceable(path: str | Path) -> None:
+    """Refuse (one-line ``ValueError``) to replace a file that is not a report artent wrote.
+
+    Args:
+        path: where a report is about to be written; missing is fine.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_symlink() or not path.is_file():
+        raise ValueError(f"{path}: is not a report artent wrote (a link or a folder); move it away")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            head = f.read(400)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if GENERATOR not in head and not head.startswith(_OLD_HEAD):
+        raise ValueError(
+            f"{path}: exists and was not written by artent; it is never replaced (move it away "
+            "or write to another folder)"
+        )
 
 
 def build_report(
@@ -225,6 +263,7 @@ def build_report(
     """
     t = load_study(study_dir)
     path = Path(out) if out is not None else t.root / "report.html"
+    check_report_replaceable(path)
     page = render_report(t, thresholds)
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")

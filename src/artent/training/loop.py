@@ -22,11 +22,19 @@ import math
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from artent.io import atomic_path, umask_permissions, versions, write_json, write_parquet
+from artent.io import (
+    atomic_path,
+    named_os_error,
+    umask_permissions,
+    versions,
+    write_json,
+    write_parquet,
+)
 from artent.models.loading import load_base
 from artent.outdir import (
     LOCK_NAME,
@@ -230,6 +238,22 @@ def _journal(stage: str, step: int) -> None:
     ``rename``, ``prune``); the fault-injection tests replace it to kill the run there."""
 
 
+@contextmanager
+def _names_failed_write(path: Path):
+    """A write that fails (a full disk: an ``OSError`` without a file name, torch's "file write
+    failed" ``RuntimeError``) is an ``OSError`` naming ``path``; a rerun resumes."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None:
+            raise named_os_error(e, path) from e
+        raise
+    except RuntimeError as e:
+        if "write" not in str(e).lower():
+            raise
+        raise named_os_error(e, path) from e
+
+
 def _save_checkpoint(out: Path, step: int, model, optimizer, cfg: TrainConfig, log) -> None:
     """One checkpoint, as a small journal that a kill at any point leaves resumable.
 
@@ -247,10 +271,12 @@ def _save_checkpoint(out: Path, step: int, model, optimizer, cfg: TrainConfig, l
     folder = out / "checkpoints" / f"step-{step:06d}"
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    save_checkpoint_weights(model, cfg, tmp)
+    with _names_failed_write(tmp):
+        save_checkpoint_weights(model, cfg, tmp)
     _journal("weights", step)
     state = {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(), "step": step}
-    torch.save(state, tmp / "trainer_state.pt")
+    with _names_failed_write(tmp / "trainer_state.pt"):
+        torch.save(state, tmp / "trainer_state.pt")
     umask_permissions(tmp)  # save_pretrained writes 0600; a checkpoint is read by others too
     _journal("state", step)
     shutil.rmtree(folder, ignore_errors=True)

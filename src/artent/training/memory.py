@@ -16,30 +16,13 @@ big for what else the machine is doing:
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from artent.models.size_check import human_bytes as _human
+from artent.models.size_check import machine_memory
 from artent.training.config import TrainConfig
 
-
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if n < 1000 or unit == "PB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1000
-    return f"{n:.1f} PB"  # unreachable
-
-
-def machine_memory(device: str) -> int | None:
-    """Bytes of memory of ``device``: a GPU's own, else the machine's RAM (``None``: unknown)."""
-    if device.startswith("cuda"):
-        import torch
-
-        return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
+__all__ = ["check_sizes", "machine_memory", "trainable_parameters"]
 
 
 def trainable_parameters(model: Any, cfg: TrainConfig, targets: dict[str, list[str]]) -> int:

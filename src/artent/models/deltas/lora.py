@@ -18,7 +18,12 @@ from artent.models.deltas.patterns import pattern_value
 
 
 def lora_scale(ad, name: str, r: int) -> float:
-    alpha = pattern_value(ad.config.get("alpha_pattern"), name, ad.config.get("lora_alpha", 8))
+    alpha = pattern_value(
+        ad.config.get("alpha_pattern"),
+        name,
+        ad.config.get("lora_alpha", 8),
+        what=f"adapter {ad.path}: alpha_pattern",
+    )
     return alpha / math.sqrt(r) if ad.config.get("use_rslora") else alpha / r
 
 

@@ -19,7 +19,15 @@ def loha_shape(ad, name, parts):
 
 def lycoris_scale(ad, name: str, r: int) -> float:
     # peft loha|lokr model.py, layer.py: r, alpha from rank_pattern / alpha_pattern; alpha / r
-    return pattern_value(ad.config.get("alpha_pattern"), name, ad.config.get("alpha", 8)) / r
+    return (
+        pattern_value(
+            ad.config.get("alpha_pattern"),
+            name,
+            ad.config.get("alpha", 8),
+            what=f"adapter {ad.path}: alpha_pattern",
+        )
+        / r
+    )
 
 
 def loha_build(ad, name, parts):
@@ -54,7 +62,14 @@ def lokr_factor(ad, parts, which: str) -> torch.Tensor:
 def lokr_build(ad, name, parts):
     # peft lokr/layer.py: kron(w1, w2) * alpha / r, each w either full or w_a @ w_b; r is the
     # configured rank (rank_pattern) even where neither factor is decomposed.
-    r = int(pattern_value(ad.config.get("rank_pattern"), name, ad.config.get("r", 8)))
+    r = int(
+        pattern_value(
+            ad.config.get("rank_pattern"),
+            name,
+            ad.config.get("r", 8),
+            what=f"adapter {ad.path}: rank_pattern",
+        )
+    )
     w1, w2 = lokr_factor(ad, parts, "w1"), lokr_factor(ad, parts, "w2")
     delta = torch.kron(w1, w2) * lycoris_scale(ad, name, r)
     delta = delta.to(stored_dtype(ad.ckpt, parts.values()))

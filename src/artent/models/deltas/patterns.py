@@ -1,13 +1,8 @@
-"""peft's per-module option patterns (``alpha_pattern``, ``rank_pattern``)."""
+"""peft's per-module option patterns (``alpha_pattern``, ``rank_pattern``), matched with a bound
+(:mod:`artent.models.user_regex`)."""
 
 from __future__ import annotations
 
-import re
+from artent.models.user_regex import pattern_value
 
-
-def pattern_value(pattern: dict | None, name: str, default):
-    """peft's ``get_pattern_key``: the first pattern key matching ``(.*\\.)?(key)$`` wins."""
-    for key, value in (pattern or {}).items():
-        if re.match(rf"(.*\.)?({key})$", name):
-            return value
-    return default
+__all__ = ["pattern_value"]
