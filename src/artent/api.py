@@ -22,9 +22,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from artent.arguments import _names, parse_layers  # light: imports nothing heavy
 from artent.results import External, Internal, NoHair
-
-from artent.arguments import _listed, _names, parse_layers  # light: imports nothing heavy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,36 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["External", "Internal", "NoHair", "external", "internal", "nohair", "read_texts"]
 
 PathLike = str | Path
-
-
-# ----- inputs -------------------------------------------------------------------------------------
-
-
-def _names(value: str | Iterable[str], option: str) -> list[str]:
-    """``"q_proj,v_proj"`` or ``["q_proj", "v_proj"]`` as a list of names."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    names = [str(m).strip() for m in items if str(m).strip()]
-    if not names:
-        raise ValueError(f"{option} is empty: name at least one")
-    return names
-
-
-def parse_layers(layers: str | int | Iterable[int] | None) -> list[int] | None:
-    """``"0,1,5-7"``, an index or a list of indices, as a list (``None``: every layer)."""
-    if layers is None or layers == "":
-        return None
-    if isinstance(layers, int) and not isinstance(layers, bool):
-        return [layers]
-    if not isinstance(layers, str):
-        return list(layers)
-    try:
-        out: list[int] = []
-        for part in layers.split(","):
-            lo, _, hi = part.partition("-")
-            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-        return out
-    except ValueError:
-        raise ValueError(f"--layers must look like 0,1,5-7, got {layers!r}") from None
 
 
 def read_texts(texts: PathLike | Sequence[str]):
@@ -418,9 +387,9 @@ def nohair(
         window_start: how each window starts (``"model"``, ``"bos"``, ``"none"``; as
             :func:`external`); each model's windows are framed by its own tokenizer.
     """
-    from artent.analysis.nohair import NoHairConfig, check_specs, resolve_specs, run_nohair
     from collections.abc import Mapping
 
+    from artent.analysis.nohair import NoHairConfig, check_specs, resolve_specs, run_nohair
     from artent.arguments import check_texts, checked, path_list
     from artent.inputs import labelled
 
