@@ -15,25 +15,33 @@ import torch
 from artent.cli import main as cli_main
 from artent.entanglement import entanglement_profile
 from artent.entanglement.rmt import random_attention_profile
-from tiny_families import ENCODER_FAMILIES, FAMILIES, FAMILY_WORDS
+from tiny_families import ENCODER_FAMILIES, FAMILIES, FAMILY_FRAMES, FAMILY_WORDS
 
 T = 64  # the CLI's default --seq-len
 N_WINDOWS = 8  # the CLI's default --n-texts
 
 
 def _windows_by_hand(corpus, folder, family: str) -> torch.Tensor:
-    # [BOS or CLS] (id 1), each paragraph's ids, [EOS or SEP] (id 2) between paragraphs.
+    # Each paragraph's ids, [EOS or SEP] (id 2) between paragraphs; every window framed as the
+    # family's tokenizer frames a text (--window-start model): BOS (id 1) before it, [CLS] (1)
+    # ... [SEP] (2) around it, or nothing.
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(folder)
-    stream = [1]
+    prefix, suffix = {"bos": ([1], []), "cls-sep": ([1], [2]), "none": ([], [])}[
+        FAMILY_FRAMES[family]
+    ]
+    stream = []
     for i, paragraph in enumerate(corpus.read_text().strip().split("\n\n")):
         ids = tok(paragraph, add_special_tokens=False)["input_ids"]
         if family != "qwen2":  # word-level: one id per word
             assert ids == [FAMILY_WORDS.index(w) + 4 for w in paragraph.split()]
         stream += ([2] if i else []) + ids
-    assert len(stream) >= 4 * 170 + 4
-    return torch.tensor(stream[: N_WINDOWS * T]).reshape(N_WINDOWS, T)
+    body = T - len(prefix) - len(suffix)
+    assert len(stream) >= N_WINDOWS * body
+    return torch.tensor(
+        [prefix + stream[i * body : (i + 1) * body] + suffix for i in range(N_WINDOWS)]
+    )
 
 
 def _transformers_maps(folder, family: str, ids):
@@ -144,12 +152,13 @@ def test_a_corpus_shorter_than_one_window_exits_2(family_folder, tmp_path, capsy
     short = tmp_path / "short.jsonl"
     short.write_text('{"text": "w1 w2 w3"}\n\n{"text": "w4"}\n')
     out = tmp_path / "out"
+    folder = family_folder("gpt2")  # made before the capture: saving it shows a progress bar
     capsys.readouterr()
     code = cli_main(
         [
             "external",
             "--model",
-            str(family_folder("gpt2")),
+            str(folder),
             "--texts",
             str(short),
             "--out",
@@ -158,8 +167,8 @@ def test_a_corpus_shorter_than_one_window_exits_2(family_folder, tmp_path, capsy
     )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
-    # <|endoftext|>-like start, 3 words, separator, 1 word: 6 tokens
-    assert "short.jsonl: the corpus has 6 tokens, fewer than one window of --seq-len 64" in err
+    # GPT-2 windows begin with no start token (its tokenizer adds none): 3 + [EOS] + 1 tokens
+    assert "short.jsonl: the corpus has 5 tokens, fewer than one window of --seq-len 64" in err
     assert not out.exists()
 
 
