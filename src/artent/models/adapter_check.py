@@ -71,6 +71,8 @@ def read_adapter_config(adapter: str | Path) -> dict[str, Any]:
             raise CheckpointError(f"{file}: {key!r} must be a finite number, got {config[key]!r}")
     for key in _RANKS:  # a rank of 0 has no update (peft refuses it; so does every reader)
         value = config.get(key)
+        if key == "r" and kind.upper() == "OFT" and value == 0 and config.get("oft_block_size"):
+            continue  # OFT's r is its block count: 0 means "from oft_block_size" (peft's rule)
         if value is not None and not (float(value) >= 1 and float(value).is_integer()):
             raise CheckpointError(f"{file}: {key!r} must be a positive integer, got {value!r}")
     for key in _FLAGS:
