@@ -50,10 +50,7 @@ def read_texts(texts: PathLike | Sequence[str]):
 
     if not isinstance(texts, (str, Path)):
         return Corpus.from_texts(list(texts))
-    try:
-        return read_corpus(texts)
-    except ValueError as e:
-        raise ValueError(f"--{e}") from None
+    return read_corpus(texts)  # its errors name the path once (``--texts PATH: ...``)
 
 
 #: what each analysis writes into ``out`` (besides run.json)

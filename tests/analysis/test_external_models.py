@@ -182,3 +182,10 @@ def test_scaling_baseline_equals_a_dense_reference():
                 np.testing.assert_allclose(row.cut_entropy.iloc[0], np.mean(cuts), atol=1e-10)
     none = ExternalConfig(seq_len=16, scaling_baseline_samples=0)
     assert scaling_baseline(summary, none, {"step": 0}).empty
+
+
+def test_read_texts_names_a_missing_path_once(tmp_path):
+    missing = tmp_path / "no" / "such.txt"
+    with pytest.raises(ValueError) as e:
+        api.read_texts(missing)
+    assert str(e.value) == f"--texts {missing}: no such file or folder"
