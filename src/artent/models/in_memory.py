@@ -79,28 +79,14 @@ def deltas_from_models(
         ValueError: the two differ in a tensor's name or shape; a module or layer that matches
             nothing.
     """
-    from artent.models.checkpoints import parse_module_key
-    from artent.models.deltas.common import matrix_shape
-    from artent.models.deltas.fused import fused_layout, is_conv1d
-    from artent.models.deltas.pairs import _check_same_architecture, _pair_deltas
-    from artent.models.deltas.select import select
+    from artent.models.deltas.pairs import _pair_deltas, plan_checkpoints
 
     base_ckpt = StateCheckpoint(base, "(a model in memory)")
     tuned_ckpt = StateCheckpoint(tuned, "(a model in memory)")
-    _check_same_architecture(base_ckpt, tuned_ckpt)
     config = _config(base) or _config(tuned)
-    arch = config.get("model_type") if config else None
-    names = [k[: -len(".weight")] for k in base_ckpt.keys() if parse_module_key(k)]
-
-    def layout_of(name: str, module: str):
-        rows, cols = matrix_shape(base_ckpt, name + ".weight")
-        conv1d = is_conv1d(arch, module)
-        if conv1d:
-            rows, cols = cols, rows
-        where = base_ckpt.path
-        return fused_layout(arch, module, rows, cols, config, conv1d=conv1d, name=name, where=where)
-
-    plan = select(names, modules, layers, base_ckpt.path, layout_of)
+    plan, arch = plan_checkpoints(
+        base_ckpt, tuned_ckpt, config, modules, layers, where=base_ckpt.path
+    )
     return _pair_deltas(base_ckpt, tuned_ckpt, plan, arch)
 
 

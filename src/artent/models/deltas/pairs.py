@@ -27,6 +27,40 @@ def _check_same_architecture(base: Checkpoint, tuned: Checkpoint) -> None:
             )
 
 
+def plan_checkpoints(
+    base_ckpt: Checkpoint,
+    tuned_ckpt: Checkpoint,
+    config: dict | None,
+    modules,
+    layers,
+    *,
+    where: str,
+) -> tuple[list[Planned], str | None]:
+    """Check two opened checkpoints against each other and choose the updates to read.
+
+    Args:
+        base_ckpt, tuned_ckpt: the two sides (files, or models in memory).
+        config: the base model's config (fused projections are split with it), or ``None``.
+        modules, layers: as :func:`deltas_from_pair` takes them.
+        where: how messages name the base (``"base PATH"``).
+
+    Returns:
+        ``(plan, arch)``: ``arch`` is the config's ``model_type`` (``None`` without one).
+    """
+    _check_same_architecture(base_ckpt, tuned_ckpt)
+    arch = config.get("model_type") if config else None
+    names = [k[: -len(".weight")] for k in base_ckpt.keys() if parse_module_key(k)]
+
+    def layout_of(name: str, module: str):
+        rows, cols = matrix_shape(base_ckpt, name + ".weight")
+        conv1d = is_conv1d(arch, module)
+        if conv1d:
+            rows, cols = cols, rows
+        return fused_layout(arch, module, rows, cols, config, conv1d=conv1d, name=name, where=where)
+
+    return select(names, modules, layers, base_ckpt.path, layout_of), arch
+
+
 def plan_pair(base, tuned, modules, layers, allow_pickle):
     """Open both checkpoints, check them and choose the updates; nothing is read yet.
 
@@ -36,20 +70,10 @@ def plan_pair(base, tuned, modules, layers, allow_pickle):
     """
     base_ckpt = open_checkpoint(base, allow_pickle=allow_pickle)
     tuned_ckpt = open_checkpoint(tuned, allow_pickle=allow_pickle)
-    _check_same_architecture(base_ckpt, tuned_ckpt)
     config = read_model_config(base, tuned)
-    arch = config.get("model_type") if config else None
-    names = [k[: -len(".weight")] for k in base_ckpt.keys() if parse_module_key(k)]
-
-    def layout_of(name: str, module: str):
-        rows, cols = matrix_shape(base_ckpt, name + ".weight")
-        conv1d = is_conv1d(arch, module)
-        if conv1d:
-            rows, cols = cols, rows
-        where = f"base {base_ckpt.path}"
-        return fused_layout(arch, module, rows, cols, config, conv1d=conv1d, name=name, where=where)
-
-    plan = select(names, modules, layers, base_ckpt.path, layout_of)
+    plan, arch = plan_checkpoints(
+        base_ckpt, tuned_ckpt, config, modules, layers, where=f"base {base_ckpt.path}"
+    )
     for p in plan:
         matrix_shape(base_ckpt, p.name + ".weight")
     return base_ckpt, tuned_ckpt, plan, arch
