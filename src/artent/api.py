@@ -263,7 +263,6 @@ def external(
     from artent.analysis.external import ExternalConfig, run_external
     from artent.analysis.external.measure import window_frames
     from artent.arguments import check_texts, checked, labelled_paths, path_or_model
-    from artent.data.corpus import window_frame
     from artent.inputs import external_jobs, labelled
     from artent.models.loading import check_adapter_on, load_for_forward, resolve_device
 
@@ -300,16 +299,13 @@ def external(
     for _, _, spec, _ in jobs:  # every pair is checked before any model is loaded
         if spec.get("adapter"):
             check_adapter_on(spec["adapter"], spec["base"], allow_pickle=allow_pickle)
-    # each base's window frame, read off its tokenizer before any model is loaded
+    # each model's window frame, read off its tokenizer before any model is loaded (a model in
+    # memory: the tokenizer given with it)
     frames = window_frames(
-        [spec["base"] for _, _, spec, _ in jobs if "base" in spec], cfg.window_start
+        [spec["base"] for _, _, spec, _ in jobs if "base" in spec],
+        cfg.window_start,
+        loaded={lab: spec["loaded"][1] for lab, _, spec, _ in jobs if "loaded" in spec},
     )
-    for lab, _, spec, _ in jobs:  # a model in memory: the frame of the tokenizer given
-        if "loaded" in spec:
-            try:
-                frames[lab] = window_frame(spec["loaded"][1], cfg.window_start).tokens
-            except ValueError as e:
-                raise ValueError(f"--window-start {cfg.window_start}: model {lab}: {e}") from None
     # the model column: the base model's name (a model in memory: its label)
     model_names = {lab: spec.get("base", lab) for lab, _, spec, _ in jobs}
     with _claim(out, "external", inputs) as claim:

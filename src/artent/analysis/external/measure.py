@@ -389,9 +389,16 @@ def run_external(
     return tables
 
 
-def window_frames(bases: Sequence[str], start: str) -> dict[str, str]:
+def window_frames(
+    bases: Sequence[str], start: str, *, loaded: dict[str, Any] | None = None
+) -> dict[str, str]:
     """Each base model's window frame under ``start``, read off its tokenizer alone, so that a
     start the tokenizer cannot give (``bos`` without a BOS token) fails before any model loads.
+
+    Args:
+        bases: model names or folders (their tokenizers are loaded).
+        start: the window start (:data:`artent.data.corpus.WINDOW_STARTS`).
+        loaded: ``{name: tokenizer}`` of models in memory, whose tokenizers are given.
 
     Returns:
         ``{base: frame}``, the frame as text (``"<s> ..."``) for the run record.
@@ -402,10 +409,11 @@ def window_frames(bases: Sequence[str], start: str) -> dict[str, str]:
     from artent.data.corpus import window_frame
     from artent.models.loading import load_tokenizer
 
+    tokenizers = {base: None for base in bases} | (loaded or {})
     frames = {}
-    for base in dict.fromkeys(bases):
+    for base, tok in tokenizers.items():
         try:
-            frames[base] = window_frame(load_tokenizer(base), start).tokens
+            frames[base] = window_frame(tok or load_tokenizer(base), start).tokens
         except ValueError as e:
             why = str(e).removeprefix(f"window_start {start}: ")
             raise ValueError(f"--window-start {start}: model {base}: {why}") from None
