@@ -282,7 +282,7 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
 def _run_study(out: Path, cfg: StudyConfig, plan, timings: dict, *, log, progress: bool) -> Path:
     import pandas as pd
 
-    from artent.analysis.attention_sink import attention_sink
+    from artent.analysis.attention_sink import attention_sink, sink_table
     from artent.analysis.baselines import BaselineStudyConfig, run_baseline_study
     from artent.analysis.external import ExternalConfig, run_external
     from artent.analysis.external.measure import window_frames
@@ -428,19 +428,18 @@ def _run_study(out: Path, cfg: StudyConfig, plan, timings: dict, *, log, progres
             window_start=cfg.window_start,
         )
         tables = run_external(m, tok, long_texts, ext_cfg, step=0, label="base")
-        start = dict(window_start=cfg.window_start)
         sink = attention_sink(
-            m, tok, texts, seq_len=cfg.text_len, n_texts=cfg.n_texts, step=0, label="base", **start
-        )
-        long_sink = attention_sink(
             m,
             tok,
-            long_texts,
-            seq_len=cfg.scaling_len,
-            n_texts=cfg.scaling_texts,
-            batch_size=1,
-            **start,
+            texts,
+            seq_len=cfg.text_len,
+            n_texts=cfg.n_texts,
+            step=0,
+            label="base",
+            window_start=cfg.window_start,
         )
+        # at the longest T the sink is read off the external stage's own maps (same windows)
+        long_sink = sink_table(tables["external_summary"])
         sink = pd.concat([sink, long_sink.assign(step=0, label="base")], ignore_index=True)
         for name in ("external", "scaling", "baseline", "scaling_baseline"):
             write_parquet(out / "attention" / f"{name}.parquet", tables[name])

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from artent.analysis.attention_sink import attention_sink
+from artent.analysis.attention_sink import attention_sink, sink_table
 from artent.analysis.external import ExternalConfig, run_external
 from artent.data.corpus import corpus_windows
 from tiny_families import FAMILIES, FAMILY_FRAMES, FAMILY_WORDS, make_family_tokenizer
@@ -155,5 +155,14 @@ def test_a_bos_sink_survives_model_windows_and_is_lost_without_them():
             s.set_index(["layer", "head"]).sink_share.loc[expected.index], expected, atol=1e-9
         )
         assert all((f.window_start == start).all() for f in tables.values())
+        # the sink table read off the summary is the one a separate pass gives
+        table = sink_table(tables["external_summary"])
+        ref = shares[start]
+        assert list(table.columns) == list(ref.columns)
+        np.testing.assert_allclose(table.sink_share, ref.sink_share, atol=1e-9)
+        np.testing.assert_allclose(table.uniform_share, ref.uniform_share, atol=0)
+        assert table[["T", "layer", "head", "window_start"]].equals(
+            ref[["T", "layer", "head", "window_start"]]
+        )
         if floor:
             assert s.sink_share.min() > floor

@@ -13,7 +13,29 @@ import numpy as np
 
 from artent.data.corpus import DEFAULT_WINDOW_START
 
-__all__ = ["attention_sink", "sink_shares"]
+__all__ = ["attention_sink", "sink_shares", "sink_table", "uniform_share"]
+
+
+def uniform_share(seq_len: int) -> float:
+    """The sink share of uniform causal attention, ``mean_i 1/(i+1)`` over ``i = 1..T-1``: the
+    share with no sink at all."""
+    return float(np.mean(1.0 / np.arange(2, seq_len + 1)))
+
+
+def sink_table(summary: Any):
+    """The attention-sink table read off an ``external_summary`` (its ``sink_share`` per head,
+    measured on the same windows as its profiles), so no second forward pass is needed.
+
+    Returns:
+        DataFrame ``step, label, T, layer, head, sink_share, uniform_share, window_start``, one
+        row per (layer, head), as :func:`attention_sink` returns it.
+    """
+    heads = summary.drop_duplicates(["layer", "head"])
+    cols = ["step", "label", "T", "layer", "head", "sink_share"]
+    out = heads[cols].reset_index(drop=True)
+    out["uniform_share"] = [uniform_share(int(t)) for t in out["T"]]
+    out["window_start"] = heads["window_start"].to_numpy()
+    return out
 
 
 def sink_shares(attn: Any) -> np.ndarray:
@@ -84,7 +106,7 @@ def attention_sink(
     for start in range(0, len(ids), batch_size):
         read_attention(model, ids[start : start + batch_size], add)
     share = np.stack([total[i] for i in range(len(total))]) / len(ids)
-    uniform = float(np.mean(1.0 / np.arange(2, seq_len + 1)))
+    uniform = uniform_share(seq_len)
     layers, heads = np.meshgrid(np.arange(share.shape[0]), np.arange(share.shape[1]), indexing="ij")
     return pd.DataFrame(
         dict(
