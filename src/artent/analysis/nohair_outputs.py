@@ -95,7 +95,7 @@ def compare_outputs(
         ValueError: models whose layer stacks differ (they cannot be compared layer by layer) or
             windows of different shapes.
     """
-    from artent.models.attention import architecture, attention_layers, read_attention
+    from artent.models.attention import architecture, attention_layers
 
     labels = list(models)
     stacks = {k: attention_layers(m) for k, (m, _) in models.items()}
@@ -114,14 +114,14 @@ def compare_outputs(
     sums = {pair: _Sums() for pair in pairs}
     n_windows = next(iter(shapes))[0]
     for start in range(0, n_windows, batch_size):
-        _lockstep(
-            models, labels, sums, slice(start, start + batch_size), with_context, read_attention
-        )
+        _lockstep(models, labels, sums, slice(start, start + batch_size), with_context)
     return {pair: s.result() for pair, s in sums.items()}, note
 
 
-def _lockstep(models, labels, sums, rows: slice, with_context: bool, read_attention) -> None:
+def _lockstep(models, labels, sums, rows: slice, with_context: bool) -> None:
     """One batch of windows through every model at once, meeting at each layer's tensors."""
+    from artent.models.attention import read_attention
+
     slot: dict[str, tuple[str, int, Any]] = {}
     errors: list[BaseException] = []
 
