@@ -71,10 +71,10 @@ WRITES = {
 
 
 def _claim(out: PathLike | None, command: str, inputs: Iterable[Any]):
-    """The locked output folder of an analysis (see :mod:`artent.outdir`); a no-op without out."""
+    """The locked output folder of an analysis (:mod:`artent.folders.claim`); none without out."""
     from contextlib import nullcontext
 
-    from artent.outdir import claim_out
+    from artent.folders.claim import claim_out
 
     if out is None:
         return nullcontext()
@@ -83,7 +83,7 @@ def _claim(out: PathLike | None, command: str, inputs: Iterable[Any]):
 
 def _check_out(out: PathLike | None, command: str, inputs: Iterable[Any]) -> None:
     """Refuse a bad ``out`` before any work (the claim checks again when it takes the folder)."""
-    from artent.outdir import check_out
+    from artent.folders.claim import check_out
 
     if out is not None:
         check_out(out, command, inputs=inputs, writes=WRITES[command])
@@ -94,7 +94,7 @@ def _text_inputs(texts: PathLike | Sequence[str]) -> list[PathLike]:
 
 
 def _write(out: PathLike, tables: dict[str, pd.DataFrame]) -> Path:
-    from artent.io import write_parquet
+    from artent.folders.atomic import write_parquet
 
     out = Path(out)
     for name, frame in tables.items():
@@ -199,7 +199,7 @@ def internal(
     with _claim(out, "internal", inputs) as claim:
         result = Internal(*run_internal(sources, cfg, progress=progress))
         if out is not None:
-            from artent.io import write_run_record
+            from artent.folders.records import write_run_record
 
             folder = _write(out, result.tables())
             result.plot(folder / "internal.png")
@@ -324,7 +324,7 @@ def external(
                     parts.setdefault(name, []).append(frame.assign(model=model_names[lab]))
         result = External(**{k: pd.concat(parts[k], ignore_index=True) for k in External._fields})
         if out is not None:
-            from artent.io import write_run_record
+            from artent.folders.records import write_run_record
 
             folder = _write(out, result.tables())
             result.plot(folder / "external.png")
@@ -416,7 +416,7 @@ def nohair(
         tables = run_nohair(specs, corpus, cfg, notify=notify)
         result = NoHair(tables["pairs"], tables["internal"], tables["external"])
         if out is not None:
-            from artent.io import write_run_record
+            from artent.folders.records import write_run_record
 
             folder = _write(out, result.tables())
             result.plot(folder / "nohair.png")

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from artent.data.corpus import DEFAULT_WINDOW_START, check_window_start
-from artent.io import read_mapping, versions, write_json, write_parquet
-from artent.outdir import claim_out, remove_stale_temporaries
+from artent.folders.atomic import write_json, write_parquet
+from artent.folders.claim import claim_out, remove_stale_temporaries
+from artent.folders.records import read_mapping, versions
 from artent.training.config import PRECISIONS
 from artent.validation import OptionError, check_fields
 
@@ -215,7 +216,7 @@ def _texts(path: Path, cfg: StudyConfig, length: int = 0, n: int = 0):
 
     if not path.is_file():
         from artent.data.generators import pretraining_corpus
-        from artent.io import atomic_path
+        from artent.folders.atomic import atomic_path
 
         # about 60 tokens a document: twice the length * n tokens the windows need
         per = 2 + (length or cfg.text_len) // 30

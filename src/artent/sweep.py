@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artent.io import read_mapping, versions, write_json, write_parquet
-from artent.outdir import claim_out, remove_stale_temporaries
+from artent.folders.atomic import write_json, write_parquet
+from artent.folders.claim import claim_out, remove_stale_temporaries
+from artent.folders.records import read_mapping, versions
 from artent.sweep_workers import _connect_ray, _run_processes, _run_ray
 from artent.validation import check_fields
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from artent.io import write_json
+from artent.folders.atomic import write_json
 
 __all__ = ["RAY_MISSING"]
 

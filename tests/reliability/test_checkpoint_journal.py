@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file
 
 import artent
-from artent.outdir import LOCK_NAME, remove_stale_temporaries
+from artent.folders.claim import LOCK_NAME, remove_stale_temporaries
 
 STAGES = ("losses", "weights", "state", "rename", "prune")
 DRIVER = Path(__file__).with_name("kill_driver.py")

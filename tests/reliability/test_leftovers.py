@@ -50,7 +50,7 @@ def test_a_config_error_found_late_leaves_no_run_folder(artent, small_tiny, smal
 def test_a_full_disk_before_the_first_checkpoint_leaves_no_run_folder(
     artent, small_tiny, small_chats, tmp_path, monkeypatch, failing
 ):
-    import artent.io as io
+    import artent.folders.atomic as io
 
     real = io.atomic_path
 

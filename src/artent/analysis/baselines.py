@@ -105,7 +105,7 @@ def run_baseline_study(cfg: BaselineStudyConfig) -> dict:
 
 def plot_baseline_study(result: dict, path: str | Path) -> Path:
     """Internal profiles over their predictions, and random attention profiles (PNG)."""
-    from artent.io import pyplot, save_figure
+    from artent.folders.atomic import pyplot, save_figure
 
     plt = pyplot()
 

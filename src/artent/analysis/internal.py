@@ -308,7 +308,7 @@ def _profiled(deltas: Iterator, cfg: InternalConfig, pool, workers: int) -> Iter
 
 def plot_internal(profiles, summary, path: str | Path) -> Path | None:
     """Mean profile per (label, step, module) over its random-matrix baseline (PNG)."""
-    from artent.io import pyplot, save_figure
+    from artent.folders.atomic import pyplot, save_figure
 
     plt = pyplot()
 

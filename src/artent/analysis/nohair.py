@@ -281,7 +281,7 @@ def run_nohair(
 
 def plot_nohair(pairs, path: str | Path) -> Path:
     """Internal vs external contrast per pair, and the no-hair ratio (PNG)."""
-    from artent.io import pyplot, save_figure
+    from artent.folders.atomic import pyplot, save_figure
 
     plt = pyplot()
 

@@ -16,7 +16,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-STEP_DIR = re.compile(r"step-(\d+)$")
+from artent.folders.layout import CHECKPOINTS, checkpoints
+from artent.folders.records import read_record
+
 #: a transformers Trainer's checkpoint folders (``checkpoint-500``)
 TRAINER_DIR = re.compile(r"checkpoint-(\d+)$")
 #: the step in a checkpoint folder's name, artent's or a Trainer's
@@ -63,11 +65,7 @@ def run_config(run: str | Path) -> dict:
             f"--run {run}: not an artent run folder (no run.json) nor a Trainer output_dir "
             f"(no checkpoint-N folders)"
         )
-    try:
-        data = json.loads(record.read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{record}: cannot parse JSON ({' '.join(str(e).split())})") from None
-    config = data.get("config") if isinstance(data, dict) else None
+    config = read_record(record).get("config")
     if not isinstance(config, dict):
         raise ValueError(f"{record}: not a training run's record (no 'config' object)")
     for key in ("model", "method"):
@@ -117,13 +115,9 @@ def run_checkpoints(run: str | Path, base: str | None = None) -> list[RunCheckpo
     if not (run / "run.json").is_file() and trainer_dirs(run):
         return trainer_checkpoints(run, base)
     cfg = run_config(run)
-    found = sorted(
-        (int(m.group(1)), p)
-        for p in (run / "checkpoints").glob("step-*")
-        if p.is_dir() and (m := STEP_DIR.search(p.name))
-    )
+    found = checkpoints(run)
     if not found:
-        raise ValueError(f"--run {run}: no checkpoints under {run / 'checkpoints'}")
+        raise ValueError(f"--run {run}: no checkpoints under {run / CHECKPOINTS}")
     base = resolve_base(cfg["model"])
     return [RunCheckpoint(run.name, s, cfg["method"], base, str(p)) for s, p in found]
 

@@ -94,9 +94,9 @@ def profile(
     from artent.cli.app import err_console
     from artent.entanglement import entanglement_profile
     from artent.entanglement.sites import ORDERS
-    from artent.io import write_parquet
+    from artent.folders.atomic import write_parquet
+    from artent.folders.claim import check_out_file
     from artent.models.checkpoints import open_checkpoint
-    from artent.outdir import check_out_file
     from artent.progress import progress
 
     if not path.exists():

@@ -211,7 +211,7 @@ class EntanglementCallback(TrainerCallback):
     def _prepare(self, args, state) -> None:
         import pandas as pd
 
-        from artent.io import write_run_record
+        from artent.folders.records import write_run_record
         from artent.models.live import describe, snapshot_weights
 
         self._claim_folder()
@@ -244,13 +244,13 @@ class EntanglementCallback(TrainerCallback):
         write_run_record(self.folder, "callback", config)
 
     def _claim_folder(self) -> None:
-        """Claim and lock the folder as every command does (``artent.outdir.claim_out``): one
+        """Claim and lock the folder as every command does (``artent.folders.claim.claim_out``): one
         holding another command's results (a training run, ``artent internal``'s tables, a demo)
         or files the callback did not write is refused; the lock is held until ``on_train_end``.
         """
         from contextlib import ExitStack
 
-        from artent.outdir import claim_out
+        from artent.folders.claim import claim_out
 
         stack = ExitStack()
         try:
@@ -266,7 +266,7 @@ class EntanglementCallback(TrainerCallback):
         """The step-0 weights of the dense targets; kept on disk so a resumed run finds them."""
         from safetensors.torch import load_file, save_file
 
-        from artent.io import atomic_path
+        from artent.folders.atomic import atomic_path
 
         path = self.folder / SNAPSHOT_FILE
         if step == 0:
@@ -291,7 +291,7 @@ class EntanglementCallback(TrainerCallback):
         import pandas as pd
 
         from artent.analysis.internal import profile_deltas, valley_table
-        from artent.io import write_parquet
+        from artent.folders.atomic import write_parquet
         from artent.models.live import live_deltas
 
         step = int(state.global_step)
@@ -332,7 +332,7 @@ class EntanglementCallback(TrainerCallback):
         """The Trainer's logged losses as ``losses.parquet`` (train, and eval as heldout)."""
         import pandas as pd
 
-        from artent.io import write_parquet
+        from artent.folders.atomic import write_parquet
 
         rows = [
             dict(step=e["step"], split=split, loss=float(e[key]))

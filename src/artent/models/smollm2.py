@@ -199,7 +199,7 @@ def _convert_into(gguf_file: Path, folder: Path) -> dict:
     folder.mkdir(parents=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    from artent.io import umask_permissions
+    from artent.folders.atomic import umask_permissions
 
     umask_permissions(folder)
     return {

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from artent.data import template
 from artent.data.generators import GENERATOR_VERSION, pretraining_corpus
-from artent.io import umask_permissions
+from artent.folders.atomic import umask_permissions
 from artent.models.tiny_config import (
     MAX_POSITIONS,
     TINY_MODEL_NAME,

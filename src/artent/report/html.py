@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from artent.io import atomic_path
+from artent.folders.atomic import atomic_path
 from artent.report.claims import ClaimThresholds, evaluate_claims
 from artent.report.figures import FIGURES, draw_figures, figure_ref
 from artent.report.tables import TABLES, StudyTables, load_study

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artent.io import read_mapping
+from artent.folders.records import read_mapping
 from artent.validation import DEVICE_PATTERN, OptionError, check_fields
 
 METHODS = ("fft", "lora", "mps")

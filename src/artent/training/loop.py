@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import shutil
 import time
 from contextlib import contextmanager
@@ -27,22 +26,23 @@ from pathlib import Path
 
 import numpy as np
 
-from artent.io import (
+from artent.folders.atomic import (
     atomic_path,
     named_os_error,
     umask_permissions,
-    versions,
     write_json,
     write_parquet,
 )
-from artent.models.loading import load_base
-from artent.outdir import (
+from artent.folders.claim import (
     LOCK_NAME,
     check_out,
     claim_out,
     clear_folder,
     remove_stale_temporaries,
 )
+from artent.folders.layout import checkpoint_folder, checkpoints
+from artent.folders.records import versions
+from artent.models.loading import load_base
 from artent.progress import progress
 from artent.training.config import TrainConfig
 from artent.training.distributed import SINGLE_PROCESS, detect_processes, resolve_device
@@ -53,7 +53,6 @@ from artent.training.methods import (
 )
 
 SYNTHETIC = ("synthetic-tulu", "synthetic-openthoughts")
-CHECKPOINT_DIR = re.compile(r"step-(\d{6})")
 
 
 class RunFinished(Exception):
@@ -216,18 +215,13 @@ def _check_folder(out: Path, cfg: TrainConfig, force: bool) -> bool:
 
 def _checkpoint_steps(out: Path) -> list[int]:
     """Steps of the complete checkpoints (``step-NNNNNN/``; never a ``.tmp`` folder)."""
-    folder = out / "checkpoints"
-    if not folder.is_dir():
-        return []
-    return sorted(
-        int(m.group(1)) for p in folder.iterdir() if (m := CHECKPOINT_DIR.fullmatch(p.name))
-    )
+    return [step for step, _ in checkpoints(out)]
 
 
 def _latest_checkpoint(out: Path) -> Path | None:
     """The newest complete checkpoint that holds the trainer state to resume from."""
     for step in reversed(_checkpoint_steps(out)):
-        folder = out / "checkpoints" / f"step-{step:06d}"
+        folder = checkpoint_folder(out, step)
         if (folder / "trainer_state.pt").is_file():
             return folder
     return None
@@ -268,7 +262,7 @@ def _save_checkpoint(out: Path, step: int, model, optimizer, cfg: TrainConfig, l
 
     write_parquet(out / "losses.parquet", pd.DataFrame(log))
     _journal("losses", step)
-    folder = out / "checkpoints" / f"step-{step:06d}"
+    folder = checkpoint_folder(out, step)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     with _names_failed_write(tmp):

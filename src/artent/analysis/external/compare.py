@@ -31,7 +31,7 @@ def plot_models(tables: dict, path: str | Path | None = None):
     depths line up; the legend sits below the panels, outside the data. Amplitude encoding,
     sequential order (the tables' other encodings and orders are not drawn).
     """
-    from artent.io import pyplot, save_figure
+    from artent.folders.atomic import pyplot, save_figure
 
     plt = pyplot()
     layers = per_layer(tables)

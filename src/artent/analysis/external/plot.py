@@ -52,7 +52,7 @@ def plot_external(tables: dict, path_png: str | Path | None, *, boundary: str = 
         path_png: output path; ``None`` returns the matplotlib figure unsaved.
         boundary: Cardy form of the drawn fit (use the run's ``cfg.boundary``).
     """
-    from artent.io import pyplot, save_figure
+    from artent.folders.atomic import pyplot, save_figure
 
     plt = pyplot()
     from matplotlib.collections import LineCollection
