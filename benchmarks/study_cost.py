@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from artent import LowRank, entanglement_profile
-from artent.study import load_study_config
+from artent.pipelines.study_config import load_study_config
 
 # Architectures of the paper's models (from their published config.json): parameters, layers,
 # hidden size, q_proj and v_proj shapes (out x in).

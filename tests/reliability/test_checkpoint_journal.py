@@ -91,7 +91,7 @@ def test_stale_temporaries_are_removed_but_not_in_skipped_folders(tmp_path):
 
 
 def test_a_sweep_rerun_removes_what_a_killed_writer_left(small_tiny, small_chats, tmp_path):
-    from artent.sweep import SweepSpec, run_sweep
+    from artent.pipelines.sweep import SweepSpec, run_sweep
 
     base = dict(
         model=str(small_tiny),

@@ -11,7 +11,7 @@ from reliability_helpers import one_line_error, train_args
 
 
 def test_a_refused_demo_leaves_nothing_and_a_retry_is_not_blocked(artent, tmp_path, monkeypatch):
-    import artent.study as study
+    import artent.pipelines.study as study
 
     config = tmp_path / "study.yaml"
     config.write_text("fft_lr: -1\n")  # a valid study option, an invalid run option

@@ -13,7 +13,10 @@ import numpy as np
 
 from artent.data.corpus import DEFAULT_WINDOW_START
 
-__all__ = ["attention_sink", "sink_shares", "sink_table", "uniform_share"]
+__all__ = ["SINK_FILE", "attention_sink", "sink_shares", "sink_table", "uniform_share"]
+
+#: the file of the sink table in a study's base-attention folder
+SINK_FILE = "sink.parquet"
 
 
 def uniform_share(seq_len: int) -> float:

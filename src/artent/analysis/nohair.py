@@ -138,7 +138,7 @@ def check_specs(specs: list[ModelSpec], cfg: NoHairConfig) -> None:
             ``cfg.allow_pickle``, or a base whose tokenizer cannot start windows as
             ``cfg.window_start`` asks.
     """
-    from artent.analysis.external.measure import window_frames
+    from artent.analysis.external.jobs import window_frames
     from artent.models.loading import check_adapter_on
 
     for spec in specs:

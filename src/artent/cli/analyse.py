@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from artent import api
 from artent.cli.app import Opt, UserError, app, console, err_console
+from artent.results import External, Internal, NoHair
 
 
 @app.command()
@@ -53,8 +55,7 @@ def internal(
     intruder_eps: Annotated[float, Opt(help="intruder threshold on the largest |cos|")] = 0.5,
 ) -> None:
     """Entanglement profiles of weight updates: tuned - base, PEFT adapters, or training runs."""
-    from artent import api
-    from artent.analysis.internal import valley_table
+    from artent.analysis.internal import valley_table  # lazy: `artent --help` stays quick
 
     try:
         summary = api.internal(
@@ -111,7 +112,7 @@ def internal(
     console.print(table)
     if len(zero):
         console.print(f"{len(zero)} module(s) have a zero update (reported as 'zero update')")
-    console.print(f"results in {out}/ (internal.parquet, internal_summary.parquet, internal.png)")
+    console.print(f"results in {out}/ ({', '.join(Internal.writes())})")
 
 
 def _note_once():
@@ -159,8 +160,6 @@ def external(
     ] = None,
 ) -> None:
     """Entanglement profiles of attention matrices, their Cardy fits and the random baseline."""
-    from artent import api
-
     try:
         result = api.external(
             texts,
@@ -208,8 +207,8 @@ def external(
             f"{(g.law == 'area+log').mean():.0%}",
         )
     console.print(table)
-    figures = "external.png" + (", models.png" if s.model.nunique() > 1 else "")
-    console.print(f"results in {out}/ ({', '.join(f'{k}.parquet' for k in merged)}, {figures})")
+    written = External.writes() if s.model.nunique() > 1 else External.writes()[:-1]
+    console.print(f"results in {out}/ ({', '.join(written)})")
 
 
 @app.command()
@@ -227,8 +226,6 @@ def nohair(
     label: Annotated[list[str] | None, Opt(help="a label per model, in order")] = None,
 ) -> None:
     """Pairwise no-hair comparison: internal vs external contrasts, attention-output distances."""
-    from artent import api
-
     try:
         pairs = api.nohair(
             models,
@@ -269,6 +266,4 @@ def nohair(
             f"{r.attention_js:.2e}",
         )
     console.print(table)
-    console.print(
-        f"results in {out}/ (nohair.parquet, nohair_internal/external.parquet, nohair.png)"
-    )
+    console.print(f"results in {out}/ ({', '.join(NoHair.writes())})")

@@ -1,4 +1,5 @@
-"""The layout of a training-run folder: where its checkpoints are and how their folders are named.
+"""The layout of output folders: a training run's checkpoints (and how their folders are
+named), and where a study and a sweep keep their runs and their analyses' tables.
 
 Run folder (``artent train``)::
 
@@ -53,3 +54,25 @@ def any_checkpoint(runs: str | os.PathLike) -> bool:
     sweep's trained work, worth keeping when it fails)."""
     runs = Path(runs)
     return runs.is_dir() and any(checkpoints(p) for p in runs.iterdir() if p.is_dir())
+
+
+# ----- the folders of many runs ----------------------------------------------------------------
+
+#: a study folder's (``artent demo``) training runs, one run folder each
+STUDY_RUNS = "runs"
+#: a sweep folder's (``artent sweep``) points, one run folder each
+SWEEP_POINTS = "points"
+#: a study folder's stage folders: each holds one analysis's saved tables
+STUDY_STAGES = {
+    "internal": "internal",
+    "external": "external",
+    "nohair": "nohair",
+    "base attention": "attention",  # the base model alone, along T (scaling_len)
+    "baselines": "baselines",  # the random-matrix study
+}
+#: a training run's losses (``step, split, loss, lr``)
+LOSSES = "losses.parquet"
+#: a study's and a sweep's records, and a sweep's table (one row per point)
+STUDY_RECORD = "study.json"
+SWEEP_RECORD = "sweep.json"
+SWEEP_TABLE = "sweep.parquet"

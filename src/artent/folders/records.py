@@ -114,3 +114,18 @@ def read_mapping(
     if bad:  # YAML reads `1: 2` as an integer key
         raise ValueError(f"{what} {path}: key {bad[0]!r} is not a name (expected {expected})")
     return data
+
+
+def read_table(path: str | os.PathLike, columns: tuple[str, ...] = ()):
+    """A Parquet table (pandas DataFrame) holding ``columns``, or a one-line ValueError naming
+    the file: ``PATH: cannot read (...)`` or ``PATH: missing column 'NAME'``."""
+    import pandas as pd  # lazy: keeps `import artent` light
+
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as e:  # noqa: BLE001 - any read error is the file's fault
+        raise ValueError(f"{path}: cannot read ({str(e).splitlines()[0]})") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column {missing[0]!r}")
+    return frame

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from artent.analysis.external.config import ExternalConfig
+from artent.analysis.external.encoding import PROFILE_CHUNK_ELEMENTS, encode
 from artent.entanglement.batched import batched_matrix_profiles
 from artent.entanglement.fits import fit_cardy
 from artent.entanglement.rmt import random_attention
@@ -31,8 +32,6 @@ def random_attention_profiles(
     """
     import torch
 
-    from artent.analysis.external.measure import encode
-
     rng = np.random.default_rng(seed)
     mats = np.stack([random_attention(T, beta, causal=causal, rng=rng) for _ in range(samples)])
     x = encode(torch.from_numpy(mats), encoding)
@@ -51,8 +50,6 @@ def baseline_rows(
     non-causal softmax over every key.
     """
     import torch
-
-    from artent.analysis.external.measure import encode
 
     rows = []
     betas = [(b, "grid") for b in cfg.baseline_betas] + [(fitted_beta, "fitted")]
@@ -107,8 +104,6 @@ def scaling_baseline(summary, cfg: ExternalConfig, meta: dict, *, causal: bool =
 
     import pandas as pd
     import torch
-
-    from artent.analysis.external.measure import PROFILE_CHUNK_ELEMENTS, encode
 
     columns = [*meta, "layer", "head", "encoding", "beta", "T", "ln_T", "cut_entropy"]
     n = cfg.scaling_baseline_samples
