@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from artent.folders.atomic import write_json
+from artent.folders.layout import cache_root
 from artent.folders.records import folder_owner
 
 LOCK_NAME = ".artent.lock"
@@ -42,8 +43,6 @@ def _contains(folder: Path, item: Path) -> bool:
 def _check_not_cache(out: Path, resolved: Path) -> None:
     """The model cache (named models, converted GGUFs) is never an output folder, nor inside one
     (a ``--force`` rerun clears its folder)."""
-    from artent.models.cache import cache_root
-
     cache = cache_root().expanduser().resolve()
     if _contains(cache, resolved):
         raise ValueError(

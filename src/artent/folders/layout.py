@@ -56,6 +56,14 @@ def any_checkpoint(runs: str | os.PathLike) -> bool:
     return runs.is_dir() and any(checkpoints(p) for p in runs.iterdir() if p.is_dir())
 
 
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """artent's cache (named models, converted GGUFs, synthetic data): ``cache_dir``, else
+    ``$ARTENT_CACHE``, else ``~/.cache/artent``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    return Path(os.environ.get("ARTENT_CACHE") or Path.home() / ".cache" / "artent")
+
+
 # ----- the folders of many runs ----------------------------------------------------------------
 
 #: a study folder's (``artent demo``) training runs, one run folder each

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from artent.folders.layout import cache_root
 
 NAMED_MODELS = ("tiny", "smollm2")
 """Model names artent resolves itself, offline: its pretrained tiny LLaMA, SmolLM2 from PyPI."""
-
-
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The cache root: ``cache_dir``, else ``$ARTENT_CACHE``, else ``~/.cache/artent``."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    return Path(os.environ.get("ARTENT_CACHE") or Path.home() / ".cache" / "artent")
 
 
 def resolve_named_model(name: str, *, progress: bool = False) -> str:

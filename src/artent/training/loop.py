@@ -40,7 +40,7 @@ from artent.folders.claim import (
     clear_folder,
     remove_stale_temporaries,
 )
-from artent.folders.layout import checkpoint_folder, checkpoints
+from artent.folders.layout import cache_root, checkpoint_folder, checkpoints
 from artent.folders.records import versions
 from artent.models.loading import load_base
 from artent.progress import progress
@@ -64,9 +64,8 @@ def resolve_data(cfg: TrainConfig) -> str:
     if cfg.data not in SYNTHETIC:
         return cfg.data
     from artent.data.generators import synthetic_openthoughts, synthetic_tulu, write_dataset
-    from artent.models.tiny import _cache_root
 
-    path = _cache_root(None) / "data" / f"{cfg.data}-n{cfg.n_synthetic}-seed0.jsonl"
+    path = cache_root() / "data" / f"{cfg.data}-n{cfg.n_synthetic}-seed0.jsonl"
     if not path.is_file():
         make = synthetic_tulu if cfg.data == "synthetic-tulu" else synthetic_openthoughts
         write_dataset(make(cfg.n_synthetic, seed=0), path)
