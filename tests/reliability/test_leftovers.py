@@ -30,7 +30,7 @@ def test_a_refused_demo_leaves_nothing_and_a_retry_is_not_blocked(artent, tmp_pa
         seen.update(stale=stale.exists(), locked=(out_ / ".artent.lock").is_file())
         raise KeyboardInterrupt  # as if interrupted before any run had a checkpoint
 
-    monkeypatch.setattr(study, "_run_study", stages)
+    monkeypatch.setattr(study, "_make_study", stages)
     config.write_text("steps: 4\n")
     one_line_error(artent("demo", "--config", config, "--out", out), "interrupted", code=130)
     assert seen == {"stale": False, "locked": True}

@@ -89,11 +89,11 @@ def run_baseline_study(cfg: BaselineStudyConfig) -> dict:
         )
     att = []
     for beta in cfg.attention_betas:
-        base = random_attention_profile(
+        rnd = random_attention_profile(
             cfg.attention_T, beta, samples=cfg.attention_samples, seed=cfg.seed
         )
-        for l, (m, s) in enumerate(zip(base.mean, base.std, strict=True), start=1):
-            att.append(dict(beta=beta, T=cfg.attention_T, bond=l, entropy=m, std=s, c=base.c))
+        for l, (m, s) in enumerate(zip(rnd.mean, rnd.std, strict=True), start=1):
+            att.append(dict(beta=beta, T=cfg.attention_T, bond=l, entropy=m, std=s, c=rnd.c))
     return {
         "profiles": pd.DataFrame(rows),
         "summary": pd.DataFrame(summary),

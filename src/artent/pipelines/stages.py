@@ -1,6 +1,6 @@
 """The analysis stages of ``artent demo``, each one function that saves one result.
 
-A stage reads the study's trained runs and corpus (:class:`StudyRun`) and saves its result into
+A stage reads the study's trained runs and corpus (:class:`StageInputs`) and saves its result into
 its folder of the study (:data:`artent.folders.layout.STUDY_STAGES`); the study skips a stage
 whose result is saved already (:meth:`artent.results.Internal.saved` and the like). To add an
 analysis to the study: one function here and one entry of :data:`STAGES`.
@@ -28,7 +28,7 @@ from artent.results import Baselines, External, Internal, NoHair
 
 
 @dataclass
-class StudyRun:
+class StageInputs:
     """What the stages of a study read.
 
     Attributes:
@@ -58,14 +58,14 @@ class StudyRun:
         return self.out / STUDY_STAGES[stage]
 
 
-def internal_stage(s: StudyRun) -> None:
+def internal_stage(s: StageInputs) -> None:
     """Every checkpoint of every run: the internal profiles (and their figure)."""
     sources = [source for run in s.run_dirs for source in sources_from_run(run)]
     result = Internal(*run_internal(sources, InternalConfig(), progress=s.progress))
     result.save(s.folder("internal"), plot=True)
 
 
-def external_stage(s: StudyRun) -> None:
+def external_stage(s: StageInputs) -> None:
     """Every checkpoint of every run: the attention profiles (step 0 measured once)."""
     cfg = ExternalConfig(
         seq_len=s.cfg.text_len,
@@ -78,7 +78,7 @@ def external_stage(s: StudyRun) -> None:
     External(**tables).save(s.folder("external"))
 
 
-def nohair_stage(s: StudyRun) -> None:
+def nohair_stage(s: StageInputs) -> None:
     """The runs of the first data set (LoRA at the sweep rank only), compared pairwise."""
     first = s.cfg.data[0]
     picks = [
@@ -96,7 +96,7 @@ def nohair_stage(s: StudyRun) -> None:
     )
 
 
-def base_attention_stage(s: StudyRun) -> None:
+def base_attention_stage(s: StageInputs) -> None:
     """The base model alone at ``T`` = 8 ... ``scaling_len``: the scaling with sequence length,
     the attention sink and the profile layer by layer (what the toy model cannot show)."""
     import pandas as pd  # lazy: as every analysis module, pandas when a table is made
@@ -131,7 +131,7 @@ def base_attention_stage(s: StudyRun) -> None:
     External(**tables).save(folder)  # its summary last: it marks the stage done
 
 
-def baselines_stage(s: StudyRun) -> None:
+def baselines_stage(s: StageInputs) -> None:
     """The random-matrix study (no model at all)."""
     res = run_baseline_study(BaselineStudyConfig(seed=s.cfg.seed))
     Baselines(res["summary"], res["attention"], res["profiles"]).save(s.folder("baselines"))
@@ -139,11 +139,11 @@ def baselines_stage(s: StudyRun) -> None:
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage: its name (a key of :data:`STUDY_STAGES`), what it runs, the result whose
+    """One stage: its name (a key of :data:`STUDY_STAGES`), what makes it, the result whose
     saved tables mark it done, and whether a config asks for it."""
 
     name: str
-    run: Callable[[StudyRun], None]
+    make: Callable[[StageInputs], None]
     result: Any
     wanted: Callable[[StudyConfig], bool] = lambda cfg: True
 

@@ -34,7 +34,7 @@ from artent.folders.layout import STUDY_RECORD, STUDY_RUNS, STUDY_STAGES
 from artent.folders.records import versions
 from artent.models.cache import resolve_named_model
 from artent.pipelines.folders import check_resumable, claim_runs_folder
-from artent.pipelines.stages import STAGES, StudyRun
+from artent.pipelines.stages import STAGES, StageInputs
 from artent.pipelines.study_config import QUICK_TINY, StudyConfig
 from artent.report import build_report
 from artent.report.html import REPORT_FILE
@@ -118,7 +118,7 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
     timings = old.get("timings", {}) if old is not None else {}
     inputs = [cfg.model, *cfg.data]
     with claim_runs_folder(out, "demo", STUDY_RUNS, inputs=inputs, writes=STUDY_FILES):
-        return _run_study(out, cfg, plan, timings, log=log, progress=progress)
+        return _make_study(out, cfg, plan, timings, log=log, progress=progress)
 
 
 def _base_model(cfg: StudyConfig, *, log, progress: bool) -> str:
@@ -181,7 +181,7 @@ def _train_runs(out: Path, cfg: StudyConfig, plan, model: str, record: _Record, 
     return run_dirs
 
 
-def _run_study(out: Path, cfg: StudyConfig, plan, timings: dict, *, log, progress: bool) -> Path:
+def _make_study(out: Path, cfg: StudyConfig, plan, timings: dict, *, log, progress: bool) -> Path:
     """The study in a claimed folder: the base model, the runs, the stages, the report."""
     t_start = time.perf_counter()
     model = _base_model(cfg, log=log, progress=progress)
@@ -191,7 +191,7 @@ def _run_study(out: Path, cfg: StudyConfig, plan, timings: dict, *, log, progres
     record = _Record(out, cfg, plan, timings, model, frame)
     record.save()
     run_dirs = _train_runs(out, cfg, plan, model, record, log=log, progress=progress)
-    study = StudyRun(
+    inputs = StageInputs(
         out=out,
         cfg=cfg,
         plan=plan,
@@ -205,8 +205,8 @@ def _run_study(out: Path, cfg: StudyConfig, plan, timings: dict, *, log, progres
     for stage in STAGES:
         if not stage.wanted(cfg):
             continue
-        done = stage.result.saved(study.folder(stage.name))
-        _stage(out, stage.name, done, lambda stage=stage: stage.run(study), timings, log)
+        done = stage.result.saved(inputs.folder(stage.name))
+        _stage(out, stage.name, done, lambda stage=stage: stage.make(inputs), timings, log)
         record.save()
     timings["this invocation_s"] = round(time.perf_counter() - t_start, 1)
     record.save()

@@ -208,7 +208,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, ray: str | None = None, worke
             write_json(
                 out / SWEEP_RECORD, {**record, "versions": versions(), "files": list(SWEEP_FILES)}
             )
-            return _run_points(points, spec, out, ray, workers)
+            return _sweep_points(points, spec, out, ray, workers)
     finally:
         if started:
             import ray as ray_module  # lazy: Ray only when asked for
@@ -216,7 +216,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, ray: str | None = None, worke
             ray_module.shutdown()
 
 
-def _run_points(points, spec: SweepSpec, out: Path, ray: str | None, workers: int) -> Any:
+def _sweep_points(points, spec: SweepSpec, out: Path, ray: str | None, workers: int) -> Any:
     import pandas as pd
 
     kwargs = dict(grid_keys=list(spec.grid), internal=spec.internal, external=spec.external)
