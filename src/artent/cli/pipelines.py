@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from artent.cli.app import Opt, UserError, app, console
+from artent.folders.layout import STUDY_RECORD, SWEEP_TABLE
+from artent.results import Internal
 
 
 @app.command()
@@ -66,11 +68,11 @@ def report(
     from artent.report import build_report
     from artent.report.tables import internal_folder
 
-    is_study = (study / "study.json").is_file() or (study / "sweep.parquet").is_file()
+    is_study = (study / STUDY_RECORD).is_file() or (study / SWEEP_TABLE).is_file()
     if not is_study and internal_folder(study) is None:
         raise UserError(
-            f"{study}: not a study folder (no study.json), a sweep folder (no sweep.parquet) "
-            f"or a folder of internal tables (no internal_summary.parquet, here or in artent/)"
+            f"{study}: not a study folder (no {STUDY_RECORD}), a sweep folder (no {SWEEP_TABLE}) "
+            f"or a folder of internal tables (no {Internal.file('summary')}, here or in artent/)"
         )
     try:
         console.print(f"report: {build_report(study).resolve()}")
@@ -93,7 +95,7 @@ def sweep(
     except (ValueError, ImportError) as e:
         raise UserError(str(e)) from None
     ok = int((table.status == "ok").sum())
-    console.print(f"{ok}/{len(table)} points ok: {out / 'sweep.parquet'}")
+    console.print(f"{ok}/{len(table)} points ok: {out / SWEEP_TABLE}")
     from artent.report import build_report
 
     console.print(f"report: {build_report(out).resolve()}")

@@ -19,6 +19,9 @@ import os
 import re
 from pathlib import Path
 
+#: what made a folder: a training run's config (``artent internal``, ``external``, ``nohair``
+#: and the training callback write one too)
+RUN_RECORD = "run.json"
 CHECKPOINTS = "checkpoints"
 #: a complete checkpoint folder's name (``fullmatch``); ``step-000025.tmp`` is not one
 STEP_FOLDER = re.compile(r"step-(\d+)")

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from artent.folders.atomic import write_json
+from artent.folders.layout import RUN_RECORD, STUDY_RECORD, SWEEP_RECORD
 
 PACKAGES = ("artent", "numpy", "scipy", "torch", "transformers", "peft", "safetensors", "pandas")
 #: Files that mark a folder as an artent command's; ``run.json`` names its command inside.
-RECORDS = {"run.json": None, "study.json": "demo", "sweep.json": "sweep"}
+RECORDS = {RUN_RECORD: None, STUDY_RECORD: "demo", SWEEP_RECORD: "sweep"}
 
 
 def versions() -> dict[str, str]:
@@ -38,7 +39,7 @@ def versions() -> dict[str, str]:
 def write_run_record(out_dir: str | os.PathLike, command: str, config: dict[str, Any]) -> Path:
     """Record the exact config and versions that made a run folder (``run.json``)."""
     return write_json(
-        Path(out_dir) / "run.json",
+        Path(out_dir) / RUN_RECORD,
         {"command": command, "argv": sys.argv, "config": config, "versions": versions()},
     )
 

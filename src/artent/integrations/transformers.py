@@ -29,6 +29,7 @@ from artent.analysis.internal import InternalConfig, profile_deltas, valley_tabl
 from artent.entanglement.sites import ORDERS
 from artent.folders.atomic import atomic_path, write_parquet
 from artent.folders.claim import claim_out
+from artent.folders.layout import LOSSES, RUN_RECORD
 from artent.folders.records import write_run_record
 from artent.results import Internal
 
@@ -38,7 +39,7 @@ __all__ = ["EntanglementCallback"]
 
 SNAPSHOT_FILE = "snapshot.safetensors"
 #: What the callback writes into its folder (an existing one it did not write is never replaced).
-CALLBACK_FILES = ("run.json", *Internal.writes()[:2], "losses.parquet", SNAPSHOT_FILE)
+CALLBACK_FILES = (RUN_RECORD, *Internal.writes()[:2], LOSSES, SNAPSHOT_FILE)
 METRICS = (  # logged name -> column of the valley table
     ("cut_entropy", "center_entropy"),
     ("valley_depth", "valley_depth"),
@@ -327,7 +328,7 @@ class EntanglementCallback(TrainerCallback):
             if key in e and "step" in e
         ]
         if rows:
-            write_parquet(self.folder / "losses.parquet", pd.DataFrame(rows))
+            write_parquet(self.folder / LOSSES, pd.DataFrame(rows))
 
 
 def _calling_trainer() -> Any:

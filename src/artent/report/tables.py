@@ -17,7 +17,16 @@ import numpy as np
 import pandas as pd
 
 from artent.analysis.attention_sink import SINK_FILE
-from artent.folders.layout import STUDY_RUNS, STUDY_STAGES, SWEEP_POINTS
+from artent.folders.layout import (
+    LOSSES,
+    RUN_RECORD,
+    STUDY_RECORD,
+    STUDY_RUNS,
+    STUDY_STAGES,
+    SWEEP_POINTS,
+    SWEEP_RECORD,
+    SWEEP_TABLE,
+)
 from artent.folders.records import read_record, read_table
 from artent.results import Baselines, External, Internal, NoHair
 
@@ -190,9 +199,9 @@ def _sweep_tables(root: Path) -> tuple[dict, dict[str, pd.DataFrame | None]]:
     point's folder);
     ``sweep.parquet`` itself becomes the ``sweep`` table.
     """
-    spec = read_record(root / "sweep.json") if (root / "sweep.json").is_file() else {}
+    spec = read_record(root / SWEEP_RECORD) if (root / SWEEP_RECORD).is_file() else {}
     tables: dict[str, pd.DataFrame | None] = {name: None for name in TABLES}
-    tables["sweep"] = read_table(root / "sweep.parquet", SWEEP_COLUMNS)
+    tables["sweep"] = read_table(root / SWEEP_TABLE, SWEEP_COLUMNS)
     # A point's attention tables are there when the sweep spec asked for them.
     for name in (*Internal.FILES.values(), *External.FILES.values()):
         rel, cols = TABLES[name]
@@ -214,7 +223,7 @@ def internal_folder(root: Path) -> Path | None:
     --out``, or the training callback's folder), or ``root/artent`` (the callback's folder under a
     Trainer's ``output_dir``); ``None`` for study and sweep folders and anything else.
     """
-    if (root / "study.json").is_file() or (root / "sweep.parquet").is_file():
+    if (root / STUDY_RECORD).is_file() or (root / SWEEP_TABLE).is_file():
         return None
     for folder in (root, root / "artent"):
         if Internal.saved(folder):
@@ -234,7 +243,7 @@ def _internal_tables(root: Path) -> tuple[dict, dict[str, pd.DataFrame | None]]:
         rel, cols = TABLES[name]
         path = root / Path(rel).name
         tables[name] = read_table(path, cols) if path.is_file() else None
-    record = read_record(root / "run.json") if (root / "run.json").is_file() else {}
+    record = read_record(root / RUN_RECORD) if (root / RUN_RECORD).is_file() else {}
     study: dict[str, Any] = {"versions": record.get("versions", {})}
     config = record.get("config", {}) if isinstance(record.get("config"), dict) else {}
     if record.get("command") == "callback":
@@ -262,11 +271,12 @@ def load_study(study_dir: str | Path) -> StudyTables:
         root = single
         study, tables = _internal_tables(root)
         runs_dir = root / STUDY_RUNS  # none: the run's losses sit beside the tables
-    elif (root / "sweep.parquet").is_file():
+    elif (root / SWEEP_TABLE).is_file():
         study, tables = _sweep_tables(root)
         runs_dir = root / SWEEP_POINTS
     else:
-        study = read_record(root / "study.json") if (root / "study.json").is_file() else {}
+        record = root / STUDY_RECORD
+        study = read_record(record) if record.is_file() else {}
         tables = {
             name: read_table(root / rel, cols) if (root / rel).is_file() else None
             for name, (rel, cols) in TABLES.items()
@@ -278,14 +288,14 @@ def load_study(study_dir: str | Path) -> StudyTables:
     run_dirs = sorted(p for p in runs_dir.glob("*") if p.is_dir())
     names += [p.name for p in run_dirs if p.name not in names]
     records, losses = {}, []
-    if single is not None and (root / "losses.parquet").is_file() and names:
-        losses.append(read_table(root / "losses.parquet", LOSS_COLUMNS).assign(label=names[0]))
+    if single is not None and (root / LOSSES).is_file() and names:
+        losses.append(read_table(root / LOSSES, LOSS_COLUMNS).assign(label=names[0]))
     for name in names:
         folder = runs_dir / name
-        if (folder / "run.json").is_file():
-            records[name] = read_record(folder / "run.json")
-        if (folder / "losses.parquet").is_file():
-            losses.append(read_table(folder / "losses.parquet", LOSS_COLUMNS).assign(label=name))
+        if (folder / RUN_RECORD).is_file():
+            records[name] = read_record(folder / RUN_RECORD)
+        if (folder / LOSSES).is_file():
+            losses.append(read_table(folder / LOSSES, LOSS_COLUMNS).assign(label=name))
     by_name = {r["name"]: r for r in runs}
     for name, rec in records.items():  # runs not in study.json: their own config
         if name not in by_name:
