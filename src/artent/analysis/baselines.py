@@ -16,6 +16,7 @@ import numpy as np
 
 from artent.entanglement import LowRank, entanglement_profile, fit_volume, matrix_layout, valley
 from artent.entanglement.rmt import page_profile, random_attention_profile, random_lora_profile
+from artent.folders.atomic import pyplot, save_figure
 
 
 @dataclass
@@ -105,8 +106,6 @@ def run_baseline_study(cfg: BaselineStudyConfig) -> dict:
 
 def plot_baseline_study(result: dict, path: str | Path) -> Path:
     """Internal profiles over their predictions, and random attention profiles (PNG)."""
-    from artent.folders.atomic import pyplot, save_figure
-
     plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")

@@ -30,6 +30,7 @@ from artent.entanglement import (
 )
 from artent.entanglement.sites import ORDERS
 from artent.entanglement.spectral import INTRUDER_EPS, INTRUDER_K
+from artent.folders.atomic import pyplot, save_figure
 from artent.validation import check_device, check_fields, flag
 
 #: Columns of ``internal.parquet``, one row per (label, step, layer, module, bond); ``source`` is
@@ -308,8 +309,6 @@ def _profiled(deltas: Iterator, cfg: InternalConfig, pool, workers: int) -> Iter
 
 def plot_internal(profiles, summary, path: str | Path) -> Path | None:
     """Mean profile per (label, step, module) over its random-matrix baseline (PNG)."""
-    from artent.folders.atomic import pyplot, save_figure
-
     plt = pyplot()
 
     if profiles.empty:

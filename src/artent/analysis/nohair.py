@@ -35,6 +35,7 @@ from artent.analysis.labels import assign_labels
 from artent.analysis.nohair_outputs import compare_outputs
 from artent.analysis.runs import is_run, resolve_base, run_checkpoints
 from artent.data.corpus import DEFAULT_WINDOW_START, check_window_start, corpus_windows
+from artent.folders.atomic import pyplot, save_figure
 from artent.models.loading import check_adapter_on, load_for_forward
 from artent.validation import check_device, check_fields, flag
 
@@ -299,8 +300,6 @@ def run_nohair(
 
 def plot_nohair(pairs, path: str | Path) -> Path:
     """Internal vs external contrast per pair, and the no-hair ratio (PNG)."""
-    from artent.folders.atomic import pyplot, save_figure
-
     plt = pyplot()
 
     names = [f"{r.model}\nvs {r.reference}" for r in pairs.itertuples()]

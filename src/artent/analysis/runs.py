@@ -18,6 +18,7 @@ from pathlib import Path
 
 from artent.folders.layout import CHECKPOINTS, checkpoints
 from artent.folders.records import read_record
+from artent.models.cache import resolve_named_model
 
 #: a transformers Trainer's checkpoint folders (``checkpoint-500``)
 TRAINER_DIR = re.compile(r"checkpoint-(\d+)$")
@@ -52,8 +53,6 @@ class RunCheckpoint:
 
 def resolve_base(model: str) -> str:
     """A run's ``model`` option as a local path (``tiny``, ``smollm2``: their cached folders)."""
-    from artent.models.cache import resolve_named_model
-
     return resolve_named_model(model)
 
 

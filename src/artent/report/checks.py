@@ -21,6 +21,7 @@ from artent.analysis.external.readings import (
     page_ratio,
     sink_heads,
 )
+from artent.entanglement.fits import fit_volume
 from artent.entanglement.length import PAGE_LENGTH_SLOPE
 from artent.report.tables import (
     MADE_BY,
@@ -76,8 +77,6 @@ def rows_or_skip(frame: pd.DataFrame, what: str) -> pd.DataFrame:
 
 def _rmt_slope(t: StudyTables, rows: pd.DataFrame, k: int) -> float:
     """Mean volume-law slope of the random-matrix curves behind ``rows``, fitted like theirs."""
-    from artent.entanglement.fits import fit_volume
-
     if t.internal is None:
         return math.nan
     keys = ["label", "step", "layer", "module"]

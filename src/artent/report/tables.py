@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from artent.analysis.attention_sink import SINK_FILE
+from artent.entanglement.sites import prime_factors
 from artent.folders.layout import (
     LOSSES,
     RUN_RECORD,
@@ -354,8 +355,6 @@ def length_scaling_fit(T: np.ndarray, y: np.ndarray) -> dict[str, float]:
         unit of ``ln T``), ``r2_volume``, ``aic_volume`` (AIC with 2 parameters each), and the
         lines' coefficients ``cardy_coef``/``volume_coef`` for drawing.
     """
-    from artent.entanglement.sites import prime_factors
-
     T, y = np.asarray(T, float), np.asarray(y, float)
     n_sites = np.array([2 * len(prime_factors(int(x))) for x in T], dtype=float)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from artent.entanglement.fits import fit_cardy
+from artent.folders.atomic import pyplot, save_figure
 
 #: Above this many curves a panel gets a colour bar instead of a legend entry per curve, and no
 #: bands: 30 layers' bands and legend entries cost seconds to draw and read as noise.
@@ -168,8 +169,6 @@ def plot_external(tables: dict, path_png: str | Path | None, *, boundary: str = 
         path_png: output path; ``None`` returns the matplotlib figure unsaved.
         boundary: Cardy form of the drawn fit (use the run's ``cfg.boundary``).
     """
-    from artent.folders.atomic import pyplot, save_figure
-
     plt = pyplot()
     ext = tables["external"].assign(run=lambda f: _run_key(f))
     scaling = tables["scaling"].assign(run=lambda f: _run_key(f))
