@@ -221,7 +221,7 @@ def main() -> None:
     timers.wrap(external_pkg, "plot_external", "figure")
     timers.wrap(batched, "batched_matrix_spectra", "stage")
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = _corpus(Path(tmp) / "corpus.txt", n_docs=8 * args.windows)
+        corpus = _corpus(Path(tmp) / "corpus.txt", n_docs=max(8, args.seq_len // 25) * args.windows)
         timers.wrap_eigvalsh()
         timers.wrap_numpy_eigvalsh()
         t0 = time.perf_counter()

@@ -206,6 +206,7 @@ def external(
     progress: bool = False,
     notify: Callable[[str], None] | None = None,
     window_start: str = "model",
+    profile_chunk_elements: int = 2**23,
 ) -> External:
     """Entanglement profiles of attention matrices, their Cardy fits and the random baseline.
 
@@ -236,6 +237,8 @@ def external(
         window_start: how each window starts: ``"model"`` (as each model's tokenizer frames a
             text: BOS, nothing, or ``[CLS] ... [SEP]``), ``"bos"``, or ``"none"`` (the token
             stream cut as it is); see :mod:`artent.data.corpus`.
+        profile_chunk_elements: map elements profiled at a time (bounds memory at long ``T``;
+            the tables do not depend on it).
     """
     from artent.analysis.external import ExternalConfig
 
@@ -253,6 +256,7 @@ def external(
         encodings=tuple(name_list(encodings, "--encodings")),
         orders=tuple(name_list(orders, "--orders")),
         window_start=window_start,
+        profile_chunk_elements=profile_chunk_elements,
     )
     jobs, frames = _external_jobs(
         model, adapter, run, tokenizer, label, cfg, allow_pickle=allow_pickle

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from artent.analysis.external.config import ExternalConfig
-from artent.analysis.external.encoding import PROFILE_CHUNK_ELEMENTS, encode
+from artent.analysis.external.encoding import encode
 from artent.entanglement.batched import batched_matrix_profiles
 from artent.entanglement.fits import fit_cardy
 from artent.entanglement.rmt import random_attention
@@ -115,7 +115,7 @@ def scaling_baseline(summary, cfg: ExternalConfig, meta: dict, *, causal: bool =
     for t in cfg.scaling_lengths:
         rng = np.random.default_rng([cfg.seed, t])
         draws = np.repeat(betas, n)  # n matrices a head, drawn in this order
-        step = max(1, PROFILE_CHUNK_ELEMENTS // (t * t))  # at most a chunk of matrices held
+        step = max(1, cfg.profile_chunk_elements // (t * t))  # at most a chunk of matrices held
         cuts: dict[str, list[np.ndarray]] = {e: [] for e in cfg.encodings}
         for i in range(0, len(draws), step):
             mats = torch.from_numpy(

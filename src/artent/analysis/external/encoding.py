@@ -1,10 +1,7 @@
-"""How an attention map becomes a state, and how many state elements one profile call takes:
-shared by the measurement of a model's maps (``measure``) and of random ones (``baseline``)."""
+"""How an attention map becomes a state: shared by the measurement of a model's maps
+(``measure``) and of random ones (``baseline``)."""
 
 from __future__ import annotations
-
-#: float64 state elements profiled in one batched call (256 MB): 8 heads' maps at T = 2048.
-PROFILE_CHUNK_ELEMENTS = 2**25
 
 
 def encode(attn, encoding: str):
