@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
+import rich.console
 import rich.progress
 import safetensors
 import safetensors.torch
@@ -244,8 +245,6 @@ def test_gpu_suite_smoke_runs_on_the_cpu(tmp_path):
 def test_a_progress_line_per_layer(pair):
     # A plain line as each layer's last matrix is profiled (a log file shows nothing of the bar).
     import io
-
-    import rich.console
 
     base, tuned = pair[:2]
     stream = io.StringIO()
