@@ -69,7 +69,7 @@ class NumpyBackend:
         if np.iscomplexobj(x):
             x = x.astype(np.complex128, copy=False)
             return x @ x.conj().T
-        return _real_gram(x, "rows")
+        return real_gram(x, "rows")
 
     @staticmethod
     def gram_cols(x: np.ndarray) -> np.ndarray:
@@ -77,7 +77,7 @@ class NumpyBackend:
         if np.iscomplexobj(x):
             x = x.astype(np.complex128, copy=False)
             return x.conj().T @ x
-        return _real_gram(x, "cols")
+        return real_gram(x, "cols")
 
     @staticmethod
     def eigvalsh(h: np.ndarray, overwrite: bool = False) -> np.ndarray:
@@ -121,7 +121,7 @@ class NumpyBackend:
         return np.ascontiguousarray(np.transpose(x, axes))
 
 
-def _real_gram(x: np.ndarray, side: str) -> np.ndarray:
+def real_gram(x: np.ndarray, side: str) -> np.ndarray:
     """``x x^T`` (``side="rows"``) or ``x^T x`` (``"cols"``) in float64, lower triangle, upper 0.
 
     A float64 ``x`` goes to BLAS ``syrk`` whole; a float32 one a block at a time (columns of

@@ -28,7 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from artent.entanglement.backend import to_numpy_float
+from artent.entanglement.backend import (
+    GRAM_BLOCK_ELEMENTS,
+    real_gram,
+    to_numpy_float,
+    to_numpy_state,
+)
 from artent.entanglement.profile import LowRank
 
 #: Shuttleworth et al. (2024) examine the top 10 singular vectors; peft 0.21's
@@ -125,7 +130,33 @@ def frobenius_norm(matrix: Any) -> float:
         B, A = to_numpy_float(matrix.B), to_numpy_float(matrix.A)
         fro2 = max(float(np.trace((B.T @ B) @ (A @ A.T))), 0.0)
         return abs(float(matrix.scale)) * float(np.sqrt(fro2))
-    return float(np.linalg.norm(_dense(matrix)))
+    x = _state(matrix)
+    if x.dtype == np.float64:
+        return float(np.linalg.norm(x))
+    # float32 (a bf16/float32 weight): squares summed in float64, a block of rows at a time
+    step = max(1, GRAM_BLOCK_ELEMENTS // max(x.shape[1], 1))
+    total = sum(float(np.square(x[i : i + step], dtype=np.float64).sum())
+                for i in range(0, x.shape[0], step))  # fmt: skip
+    return float(np.sqrt(total))
+
+
+def _state(matrix: Any) -> np.ndarray:
+    """A matrix as numpy, float32 kept (bf16/fp16 widened to float32), else float64: weights
+    are read without a float64 copy, their sums and Grams accumulated in float64."""
+    if isinstance(matrix, LowRank):
+        return matrix.to_dense()
+    out = to_numpy_state(matrix)
+    if out.ndim != 2:
+        raise ValueError(f"expected a matrix, got shape {out.shape}")
+    return out
+
+
+def _float64_copy(matrix: Any) -> np.ndarray:
+    """``matrix`` as a float64 array of our own (free to be overwritten)."""
+    out = _dense(matrix)
+    if not isinstance(matrix, LowRank) and np.shares_memory(out, np.asarray(matrix)):
+        out = out.copy()
+    return out
 
 
 def relative_norm(update: Any, weight: Any) -> float:
@@ -164,12 +195,14 @@ def intruder_cosines(weight: Any, update: Any, k: int = INTRUDER_K) -> np.ndarra
         float64, length ``min(k, m, n)``, in order of the singular values of ``W + dW``.
     """
     _check_intruder_options(k, 0.5)
-    W = _dense(weight)
-    dW = _dense(update)
-    if W.shape != dW.shape:
-        raise ValueError(f"weight {W.shape} and update {dW.shape} differ in shape")
+    W = _state(weight)  # float32 stays float32: no float64 copy of the weight
+    merged = _float64_copy(update)
+    if W.shape != merged.shape:
+        raise ValueError(f"weight {W.shape} and update {merged.shape} differ in shape")
+    merged += W  # W + dW in float64, in place
     basis = _base_basis(W)
-    u_merged = _top_left_vectors(W + dW, min(k, *W.shape))
+    u_merged = _top_left_vectors(merged, min(k, *W.shape))
+    del merged
     return np.abs(basis.project(W, u_merged)).max(axis=0)
 
 
@@ -193,7 +226,13 @@ class _Basis:
         """``U^T x``: the cosines of the unit columns of ``x`` with every singular vector of W."""
         if self.U is not None:
             return self.U.T @ x
-        return self.R.T @ (W.T @ x)
+        if W.dtype == np.float64:
+            return self.R.T @ (W.T @ x)
+        # W^T x in float64 from a float32 W, a block of rows at a time (no float64 copy of W)
+        step = max(1, GRAM_BLOCK_ELEMENTS // max(W.shape[1], 1))
+        wx = sum(W[i : i + step].astype(np.float64).T @ x[i : i + step]
+                 for i in range(0, W.shape[0], step))  # fmt: skip
+        return self.R.T @ wx
 
 
 _CACHE: OrderedDict[bytes, _Basis] = OrderedDict()
@@ -219,13 +258,13 @@ def _base_basis(W: np.ndarray) -> _Basis:
 
 def _eigen_basis(W: np.ndarray) -> _Basis:
     m, n = W.shape
-    if m <= n:
-        return _Basis(U=np.linalg.eigh(W @ W.T)[1])
-    s2, V = np.linalg.eigh(W.T @ W)
+    if m <= n:  # the Grams in float64 (lower triangles), a float32 W a block at a time
+        return _Basis(U=np.linalg.eigh(real_gram(W, "rows"), UPLO="L")[1])
+    s2, V = np.linalg.eigh(real_gram(W, "cols"), UPLO="L")
     # U = W V / s needs every s well above the Gram's rounding (eps * n * s_max^2): a W with
     # (numerically) zero singular values has no such U, and takes the SVD instead.
     if not s2.min() > 1e3 * np.finfo(np.float64).eps * n * max(float(s2.max()), 1e-300):
-        return _Basis(U=np.linalg.svd(W, full_matrices=False)[0])
+        return _Basis(U=np.linalg.svd(W.astype(np.float64), full_matrices=False)[0])
     return _Basis(R=V / np.sqrt(s2))
 
 
