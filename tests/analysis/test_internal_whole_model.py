@@ -266,3 +266,30 @@ def test_a_progress_line_per_layer(pair):
     assert len(lines) == LAYERS == len(per_layer)
     for line, (layer, n) in zip(lines, sorted(per_layer.items()), strict=True):
         assert line.startswith(f"tuned: layer {layer}: {n} matrices in ")
+
+
+def test_large_updates_run_alone_with_the_same_rows(pair, monkeypatch):
+    # Updates of ALONE_FROM elements or more wait for the others and run by themselves (an 8B
+    # MLP projection's Grams are large): never beside another, and the tables do not change.
+    base_dir, tuned_dir, _, _ = pair
+    src = [Source("tuned", None, "pair", str(tuned_dir), str(base_dir))]
+    cfg = InternalConfig(modules="all", workers=2)
+    prof1, summ1 = run_internal(src, cfg, progress=False)
+    monkeypatch.setattr(internal, "ALONE_FROM", INTER * HIDDEN)  # gate, up and down
+    state = {"running": [], "overlap": []}
+    real_analyse = internal.analyse_delta
+
+    def watching(delta, cfg):
+        state["overlap"].append((delta.rows * delta.cols, list(state["running"])))
+        state["running"].append(delta.name)
+        try:
+            return real_analyse(delta, cfg)
+        finally:
+            state["running"].remove(delta.name)
+
+    monkeypatch.setattr(internal, "analyse_delta", watching)
+    prof2, summ2 = run_internal(src, cfg, progress=False)
+    big = [others for size, others in state["overlap"] if size >= INTER * HIDDEN]
+    assert len(big) == LAYERS * 3 and not any(big)
+    pd.testing.assert_frame_equal(prof1, prof2)
+    pd.testing.assert_frame_equal(summ1, summ2)

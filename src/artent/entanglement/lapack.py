@@ -41,6 +41,7 @@ __all__ = [
     "TWO_STAGE_FROM_THREADED",
     "available",
     "blas_threads",
+    "current_threads",
     "eigvalsh_inplace",
     "syrk_lower",
 ]
@@ -210,6 +211,12 @@ def eigvalsh_inplace(h: np.ndarray) -> np.ndarray | None:
     if info != 0:
         raise np.linalg.LinAlgError(f"dsyevd_2stage failed to converge (info={info})")
     return w
+
+
+def current_threads() -> int:
+    """OpenBLAS's thread count now (1 where the library is not available)."""
+    lib = _get()
+    return 1 if lib is None else int(lib.get_threads())
 
 
 @contextmanager
