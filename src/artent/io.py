@@ -16,6 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from artent.errors import one_line
+
 PACKAGES = ("artent", "numpy", "scipy", "torch", "transformers", "peft", "safetensors", "pandas")
 
 
@@ -56,7 +58,7 @@ def named_os_error(e: BaseException, path: str | os.PathLike) -> OSError:
     """``e`` (an ``OSError`` naming no file, or a library's write failure) as an ``OSError``
     naming ``path``, so that the one-line error says which file could not be written."""
     errno = getattr(e, "errno", None)
-    reason = getattr(e, "strerror", None) or " ".join(str(e).split()) or type(e).__name__
+    reason = getattr(e, "strerror", None) or one_line(e, whole=True)
     return OSError(errno, f"cannot write ({reason})", str(path))
 
 
@@ -148,7 +150,7 @@ def read_mapping(
         else:
             data = json.loads(path.read_text())
     except Exception as e:  # noqa: BLE001 - any parse error is the file's fault
-        raise ValueError(f"{what} {path}: cannot parse ({str(e).splitlines()[0]})") from None
+        raise ValueError(f"{what} {path}: cannot parse ({one_line(e)})") from None
     if data is None and allow_empty:
         data = {}
     if not isinstance(data, dict):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from artent.data.corpus import DEFAULT_WINDOW_START, check_window_start
+from artent.errors import one_line
 from artent.io import read_mapping, versions, write_json, write_parquet
 from artent.outdir import claim_out, remove_stale_temporaries
 from artent.training.config import PRECISIONS
@@ -231,7 +232,7 @@ def _read_record(record: Path) -> dict:
     try:
         old, why = json.loads(record.read_text()), "expected an object with a config"
     except (OSError, ValueError) as e:
-        old, why = None, " ".join(str(e).split())
+        old, why = None, one_line(e, whole=True)
     if not isinstance(old, dict) or not isinstance(old.get("config", {}), dict):
         raise ValueError(f"{record}: not a study record ({why})")
     return old

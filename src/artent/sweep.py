@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from artent.errors import one_line
 from artent.io import read_mapping, versions, write_json, write_parquet
 from artent.outdir import claim_out, remove_stale_temporaries
 from artent.sweep_workers import _connect_ray, _run_processes, _run_ray
@@ -315,8 +316,7 @@ def run_point(
         if external:
             row.update(_external_means(run, external))
     except Exception as e:  # noqa: BLE001 - one failing point must not stop the sweep
-        lines = str(e).strip().splitlines()
-        row.update(status="failed", error=f"{type(e).__name__}: {lines[0] if lines else ''}")
+        row.update(status="failed", error=one_line(e, typed=True))
     row["wall_s"] = time.perf_counter() - t0
     write_json(record, row)
     return {**row, "reused": False}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from artent.errors import one_line
 from artent.io import write_json
 
 __all__ = ["RAY_MISSING"]
@@ -42,10 +43,7 @@ def _connect_ray(address: str, workers: int) -> bool:
     try:
         ray.init(address=address)
     except Exception as e:  # noqa: BLE001 - ray raises several types for an unreachable cluster
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        raise ValueError(
-            f"--ray {address}: cannot connect ({type(e).__name__}: {lines[0] if lines else ''})"
-        ) from None
+        raise ValueError(f"--ray {address}: cannot connect ({one_line(e, typed=True)})") from None
     return True
 
 
@@ -77,8 +75,7 @@ def _run_ray(points, out, kwargs) -> list[dict]:
         try:
             rows.append(ray.get(ref))
         except Exception as e:  # noqa: BLE001 - a worker that died fails its point alone
-            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-            rows.append(_failed_row(point, out, kwargs.get("grid_keys") or [], lines[0][:300]))
+            rows.append(_failed_row(point, out, kwargs.get("grid_keys") or [], one_line(e)[:300]))
     return rows
 
 

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from artent.errors import one_line
+
 STEP_DIR = re.compile(r"step-(\d+)$")
 #: a transformers Trainer's checkpoint folders (``checkpoint-500``)
 TRAINER_DIR = re.compile(r"checkpoint-(\d+)$")
@@ -66,7 +68,7 @@ def run_config(run: str | Path) -> dict:
     try:
         data = json.loads(record.read_text())
     except (OSError, ValueError) as e:
-        raise ValueError(f"{record}: cannot parse JSON ({' '.join(str(e).split())})") from None
+        raise ValueError(f"{record}: cannot parse JSON ({one_line(e, whole=True)})") from None
     config = data.get("config") if isinstance(data, dict) else None
     if not isinstance(config, dict):
         raise ValueError(f"{record}: not a training run's record (no 'config' object)")

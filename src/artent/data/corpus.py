@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from artent.errors import one_line
+
 __all__ = [
     "CORPUS_SUFFIXES",
     "DEFAULT_WINDOW_START",
@@ -172,7 +174,7 @@ def _jsonl_documents(path: Path) -> Iterator[str]:
             record = json.loads(line)
         except ValueError as e:
             raise ValueError(
-                f"--texts {path}: line {number} is not valid JSON ({str(e).splitlines()[0]})"
+                f"--texts {path}: line {number} is not valid JSON ({one_line(e)})"
             ) from None
         text = record.get("text") if isinstance(record, dict) else None
         if not isinstance(text, str):
@@ -244,7 +246,7 @@ def _parquet_documents(path: Path) -> Iterator[str]:
             batch = next(batches, None)
         except Exception as e:  # a corrupt page: pyarrow's message alone names no file
             raise ValueError(
-                f"--texts {path}: cannot read its 'text' column ({' '.join(str(e).split())})"
+                f"--texts {path}: cannot read its 'text' column ({one_line(e, whole=True)})"
             ) from None
         if batch is None:
             return

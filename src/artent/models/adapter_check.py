@@ -17,6 +17,7 @@ import numbers
 from pathlib import Path
 from typing import Any
 
+from artent.errors import one_line
 from artent.models.checkpoints import CheckpointError
 from artent.models.user_regex import compile_user_regex
 
@@ -56,7 +57,7 @@ def read_adapter_config(adapter: str | Path) -> dict[str, Any]:
     try:
         config = json.loads(file.read_text())
     except (ValueError, OSError) as e:
-        raise CheckpointError(f"{file}: not valid JSON ({' '.join(str(e).split())})") from None
+        raise CheckpointError(f"{file}: not valid JSON ({one_line(e, whole=True)})") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{file}: expected a JSON object, got {type(config).__name__}")
     kind = config.get("peft_type")

