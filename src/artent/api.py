@@ -50,7 +50,7 @@ def read_texts(texts: PathLike | Sequence[str]):
 
     if not isinstance(texts, (str, Path)):
         return Corpus.from_texts(list(texts))
-    return read_corpus(texts)  # its errors name the path once (``--texts PATH: ...``)
+    return read_corpus(texts)  # its errors name the path once (``texts=PATH: ...``)
 
 
 #: what each analysis writes into ``out`` (besides run.json)
@@ -174,7 +174,7 @@ def internal(
     inputs = [p for p in paths if isinstance(p, str | Path)]
     _check_out(out, "internal", inputs)
     cfg = InternalConfig(
-        modules=_names(modules, "--modules"),
+        modules=_names(modules, "modules="),
         layers=parse_layers(layers),
         k=k,
         order=order,
@@ -195,7 +195,7 @@ def internal(
         allow_pickle=allow_pickle,
     )
     if cfg.what != "update" and any(s.base is None for s in sources):
-        raise ValueError(f"--what {cfg.what} needs the base weights: pass --base")
+        raise ValueError(f"what={cfg.what} needs the base weights: pass base=")
     with _claim(out, "internal", inputs) as claim:
         result = Internal(*run_internal(sources, cfg, progress=progress))
         if out is not None:
@@ -284,8 +284,8 @@ def external(
     cfg = ExternalConfig(
         seq_len=seq_len,
         n_texts=n_texts,
-        encodings=tuple(_names(encodings, "--encodings")),
-        orders=tuple(_names(orders, "--orders")),
+        encodings=tuple(_names(encodings, "encodings=")),
+        orders=tuple(_names(orders, "orders=")),
         window_start=window_start,
     )
     jobs = external_jobs(
@@ -406,7 +406,7 @@ def nohair(
         seq_len=seq_len,
         n_texts=n_texts,
         device=device,
-        modules=_names(modules, "--modules"),
+        modules=_names(modules, "modules="),
         allow_pickle=allow_pickle,
         window_start=window_start,
     )

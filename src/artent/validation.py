@@ -35,9 +35,12 @@ class _Mismatch(Exception):
     """Raised inside :func:`_conform`; carries what was expected, in words."""
 
 
-def flag(name: str) -> str:
-    """How the command line spells a field: ``seq_len`` -> ``--seq-len``."""
-    return "--" + name.replace("_", "-")
+def keyword(name: str) -> str:
+    """How the library names a parameter in a message: ``seq_len`` -> ``seq_len=``.
+
+    The command line shows its own flag there instead (``--seq-len``: :mod:`artent.cli.flags`).
+    """
+    return f"{name}="
 
 
 def option(name: str) -> str:
@@ -55,7 +58,7 @@ def check_fields(obj: Any, label: Callable[[str], str] = option) -> None:
 
     Args:
         obj: a dataclass instance (call this from its ``__post_init__``).
-        label: how messages name a field (:func:`option` or :func:`flag`).
+        label: how messages name a field (:func:`option` or :func:`keyword`).
 
     Raises:
         OptionError: naming the first field whose value does not fit.

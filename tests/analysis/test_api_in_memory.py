@@ -147,9 +147,9 @@ def offline(monkeypatch, tmp_path):
 
 
 def test_a_hub_id_offline_says_the_hub_is_unreachable(offline, tmp_path, capsys):
-    with pytest.raises(ValueError, match=r"--adapter someone/some-lora: .*hub is unreachable"):
+    with pytest.raises(ValueError, match=r"adapter=someone/some-lora: .*hub is unreachable"):
         artent.internal(adapter="someone/some-lora")
-    with pytest.raises(ValueError, match=r"--model someone/some-model: .*hub is unreachable"):
+    with pytest.raises(ValueError, match=r"model=someone/some-model: .*hub is unreachable"):
         artent.external(["a b c d"], model="someone/some-model", device="cpu")
     code = cli_main(["internal", "--adapter", "someone/some-lora", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()

@@ -60,7 +60,7 @@ def test_companions_of_every_adapter_kind_equal_numpy(tmp_path, base_model, base
         )
         assert alone.relative_norm.isna().all() and alone.intruders.isna().all()
         np.testing.assert_allclose(alone.stable_rank, summaries["update"].stable_rank, rtol=1e-12)
-        with pytest.raises(ValueError, match="--what merged needs the base weights"):
+        with pytest.raises(ValueError, match="what=merged needs the base weights"):
             profile_deltas(
                 deltas_from_adapter(tmp_path), InternalConfig(what="merged"), label=kind, step=None
             )

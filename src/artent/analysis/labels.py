@@ -71,7 +71,7 @@ def assign_labels(
     Args:
         paths: each input's path (``None`` for a model in memory, which then needs a label).
         given: labels set by hand, one per input (``None`` where not given).
-        what: how errors name the inputs (``"--label"``).
+        what: how errors name the inputs (``"label="``).
 
     Raises:
         ValueError: a given label that is empty, a label count that does not match the inputs,
@@ -96,7 +96,7 @@ def assign_labels(
             j = seen[lab]
             raise ValueError(
                 f"two inputs have the label {lab!r} ({_name(paths[j])} and {_name(paths[i])}); "
-                f"name them apart with --label (the API: {{label: path}})"
+                f"name them apart with label= (the API: {{label: path}})"
             )
         seen[lab] = i
     return labels

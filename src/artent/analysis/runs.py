@@ -62,7 +62,7 @@ def run_config(run: str | Path) -> dict:
     record = Path(run) / "run.json"
     if not record.is_file():
         raise ValueError(
-            f"--run {run}: not an artent run folder (no run.json) nor a Trainer output_dir "
+            f"run={run}: not an artent run folder (no run.json) nor a Trainer output_dir "
             f"(no checkpoint-N folders)"
         )
     try:
@@ -125,7 +125,7 @@ def run_checkpoints(run: str | Path, base: str | None = None) -> list[RunCheckpo
         if p.is_dir() and (m := STEP_DIR.search(p.name))
     )
     if not found:
-        raise ValueError(f"--run {run}: no checkpoints under {run / 'checkpoints'}")
+        raise ValueError(f"run={run}: no checkpoints under {run / 'checkpoints'}")
     base = resolve_base(cfg["model"])
     return [RunCheckpoint(run.name, s, cfg["method"], base, str(p)) for s, p in found]
 
@@ -144,12 +144,12 @@ def trainer_checkpoints(run: str | Path, base: str | None = None) -> list[RunChe
     steps = [s for s, _, _ in found]
     if len(set(steps)) != len(steps):
         dup = next(s for s in steps if steps.count(s) > 1)
-        raise ValueError(f"--run {run}: two checkpoints of step {dup}")
+        raise ValueError(f"run={run}: two checkpoints of step {dup}")
     adapters = [(p / CONFIG_NAME).is_file() for _, _, p in found]
     if any(adapters) and not all(adapters):
         raise ValueError(
-            f"--run {run}: some checkpoint-N folders hold an adapter and some full weights; "
-            f"pass them apart (--adapter, --tuned)"
+            f"run={run}: some checkpoint-N folders hold an adapter and some full weights; "
+            f"pass them apart (adapter=, tuned=)"
         )
     if base is not None:
         base = resolve_base(base)
@@ -164,7 +164,7 @@ def trainer_checkpoints(run: str | Path, base: str | None = None) -> list[RunChe
     if base is None:
         if len(found) < 2:
             raise ValueError(
-                f"--run {run}: one full-weight checkpoint and no --base to compare it with"
+                f"run={run}: one full-weight checkpoint and no base= to compare it with"
             )
         base, found = str(found[0][2]), found[1:]  # the first checkpoint is the reference
     return [RunCheckpoint(run.name, s, "fft", base, str(p)) for s, _, p in found]

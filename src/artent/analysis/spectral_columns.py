@@ -54,7 +54,7 @@ def profiled_matrix(delta, what: str) -> tuple[Any, int | None]:
         return (None if delta.is_zero else delta.update), delta.rank
     if getattr(delta, "base", None) is None:
         raise ValueError(
-            f"--what {what} needs the base weights of '{delta.name}': pass the base (--base)"
+            f"what={what} needs the base weights of '{delta.name}': pass the base (base=)"
         )
     if what == "base":
         return delta.base, None

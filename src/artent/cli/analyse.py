@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from artent.cli.app import Opt, UserError, app, console, err_console
+from artent.cli.flags import as_flags
 
 
 @app.command()
@@ -121,7 +122,7 @@ def _note_once():
     def note(message: str) -> None:
         if message not in said:
             said.add(message)
-            err_console.print(message, highlight=False, soft_wrap=True)
+            err_console.print(as_flags(message), highlight=False, soft_wrap=True)
 
     return note
 

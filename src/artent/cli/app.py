@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from artent.cli.flags import as_flags
 from artent.errors import one_line
 
 app = typer.Typer(
@@ -71,7 +72,7 @@ def _click_exception() -> type[Exception]:
 
 
 def _error(message: object) -> int:
-    line = one_line(message, whole=True)
+    line = as_flags(one_line(message, whole=True))  # the library's `texts=` as `--texts`
     err_console.print(Text.assemble(("error:", "red"), " ", line), soft_wrap=True, highlight=False)
     return 2
 

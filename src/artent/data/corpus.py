@@ -122,13 +122,13 @@ def read_corpus(path: str | Path) -> Corpus:
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in CORPUS_SUFFIXES)
         if not files:
-            raise ValueError(f"--texts {p}: the folder holds no {', '.join(CORPUS_SUFFIXES)} file")
+            raise ValueError(f"texts={p}: the folder holds no {', '.join(CORPUS_SUFFIXES)} file")
         return Corpus(str(p), tuple(files))
     if not p.is_file():
-        raise ValueError(f"--texts {p}: no such file or folder")
+        raise ValueError(f"texts={p}: no such file or folder")
     if p.suffix not in CORPUS_SUFFIXES:
         raise ValueError(
-            f"--texts {p}: expected a {', '.join(CORPUS_SUFFIXES)} file or a folder of them, "
+            f"texts={p}: expected a {', '.join(CORPUS_SUFFIXES)} file or a folder of them, "
             f"got '{p.suffix or p.name}'"
         )
     return Corpus(str(p), (p,))
@@ -158,12 +158,12 @@ def _text_lines(path: Path) -> Iterator[str]:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
                     raise ValueError(
-                        f"--texts {path}: not UTF-8 text ({e.reason} at byte {offset + e.start})"
+                        f"texts={path}: not UTF-8 text ({e.reason} at byte {offset + e.start})"
                     ) from None
                 offset += len(raw)
                 yield line[:-2] if line.endswith("\r\n") else line.removesuffix("\n")
     except OSError as e:
-        raise ValueError(f"--texts {path}: cannot read ({e.strerror or e})") from None
+        raise ValueError(f"texts={path}: cannot read ({e.strerror or e})") from None
 
 
 def _jsonl_documents(path: Path) -> Iterator[str]:
@@ -174,11 +174,11 @@ def _jsonl_documents(path: Path) -> Iterator[str]:
             record = json.loads(line)
         except ValueError as e:
             raise ValueError(
-                f"--texts {path}: line {number} is not valid JSON ({one_line(e)})"
+                f"texts={path}: line {number} is not valid JSON ({one_line(e)})"
             ) from None
         text = record.get("text") if isinstance(record, dict) else None
         if not isinstance(text, str):
-            raise ValueError(f"--texts {path}: line {number} has no string 'text' field")
+            raise ValueError(f"texts={path}: line {number} has no string 'text' field")
         if text.strip():
             yield text
 
@@ -234,19 +234,19 @@ def _parquet_documents(path: Path) -> Iterator[str]:
     try:
         table = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several types for a file that is not Parquet
-        raise ValueError(f"--texts {path}: not a readable Parquet file ({e})") from None
+        raise ValueError(f"texts={path}: not a readable Parquet file ({e})") from None
     field = next((f for f in table.schema_arrow if f.name == "text"), None)
     if field is None:
-        raise ValueError(f"--texts {path}: no 'text' column")
+        raise ValueError(f"texts={path}: no 'text' column")
     if str(field.type) not in ("string", "large_string", "string_view"):
-        raise ValueError(f"--texts {path}: column 'text' holds {field.type}, not strings")
+        raise ValueError(f"texts={path}: column 'text' holds {field.type}, not strings")
     batches = table.iter_batches(columns=["text"], batch_size=256)
     while True:
         try:
             batch = next(batches, None)
         except Exception as e:  # a corrupt page: pyarrow's message alone names no file
             raise ValueError(
-                f"--texts {path}: cannot read its 'text' column ({one_line(e, whole=True)})"
+                f"texts={path}: cannot read its 'text' column ({one_line(e, whole=True)})"
             ) from None
         if batch is None:
             return
@@ -371,8 +371,8 @@ class CorpusWindows:
         if self.requested is None or self.n_windows >= self.requested:
             return None
         return (
-            f"--texts {self.source}: {self.n_tokens} tokens make {self.n_windows} window(s) of "
-            f"{self.seq_len} tokens, fewer than --n-texts {self.requested}; using "
+            f"texts={self.source}: {self.n_tokens} tokens make {self.n_windows} window(s) of "
+            f"{self.seq_len} tokens, fewer than n_texts={self.requested}; using "
             f"{self.n_windows}"
         )
 
@@ -436,12 +436,12 @@ def corpus_windows(
     if not isinstance(corpus, Corpus):
         corpus = Corpus.from_texts(corpus)
     if seq_len < 1:
-        raise ValueError(f"--seq-len: expected a positive integer, got {seq_len!r}")
+        raise ValueError(f"seq_len=: expected a positive integer, got {seq_len!r}")
     frame = window_frame(tokenizer, start)
     body = seq_len - frame.size
     if body < 1:
         raise ValueError(
-            f"--seq-len {seq_len}: the window frame '{frame.tokens}' takes {frame.size} tokens, "
+            f"seq_len={seq_len}: the window frame '{frame.tokens}' takes {frame.size} tokens, "
             "leaving none for text"
         )
     needed = None if max_windows is None else max_windows * body
@@ -457,8 +457,8 @@ def corpus_windows(
         n_windows = min(n_windows, max_windows)
     if n_windows == 0:
         raise ValueError(
-            f"--texts {corpus.source}: the corpus has {len(tokens)} tokens, fewer than one window "
-            f"of --seq-len {seq_len}"
+            f"texts={corpus.source}: the corpus has {len(tokens)} tokens, fewer than one window "
+            f"of seq_len={seq_len}"
             + (f" ({body} of text inside the frame '{frame.tokens}')" if frame.size else "")
         )
     ids = torch.tensor(tokens[: n_windows * body], dtype=torch.long).reshape(n_windows, body)

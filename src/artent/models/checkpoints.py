@@ -63,7 +63,7 @@ class CheckpointError(ValueError):
 def _pickle_refused(path: Path) -> CheckpointError:
     return CheckpointError(
         f"{path} is a pickle checkpoint, and unpickling can run arbitrary code: pass "
-        f"--allow-pickle (allow_pickle=True) if you trust it, or convert it to safetensors"
+        f"allow_pickle=True if you trust it, or convert it to safetensors"
     )
 
 

@@ -33,7 +33,7 @@ def resolve_device(name: str | None) -> str:
 
     if name in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return check_device(name, "--device")
+    return check_device(name, "device=")
 
 
 def _is_causal_config(config: Any) -> bool:

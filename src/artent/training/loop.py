@@ -187,14 +187,14 @@ def _check_folder(out: Path, cfg: TrainConfig, force: bool) -> bool:
     record = out / "run.json"
     if not record.is_file():
         if out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir()):
-            raise ValueError(f"--out {out}: folder exists and is not an artent run folder")
+            raise ValueError(f"out={out}: folder exists and is not an artent run folder")
         return False
     try:
         old = json.loads(record.read_text())["config"]
         if not isinstance(old, dict):
             raise TypeError("config is not a mapping")
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"--out {out}: run.json is not an artent training record ({e})") from None
+        raise ValueError(f"out={out}: run.json is not an artent training record ({e})") from None
     # options added since the old run was written count as their defaults
     defaults = {
         f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
@@ -204,7 +204,7 @@ def _check_folder(out: Path, cfg: TrainConfig, force: bool) -> bool:
     if old_fp != cfg.fingerprint():
         diff = next(k for k in cfg.fingerprint() if old_fp.get(k) != cfg.fingerprint()[k])
         raise ValueError(
-            f"--out {out}: holds a run with a different config ({diff}: {old_fp.get(diff)!r} "
+            f"out={out}: holds a run with a different config ({diff}: {old_fp.get(diff)!r} "
             f"there, {cfg.fingerprint()[diff]!r} now); use another folder"
         )
     if (out / "DONE").is_file():
@@ -449,6 +449,6 @@ def _stop_if_not_finite(log: list[dict], out: Path, *, write: bool) -> None:
         write_parquet(out / "losses.parquet", pd.DataFrame(log))
     raise ValueError(
         f"training stopped: the {row['split']} loss is {row['loss']} at step {row['step']} of "
-        f"run {out} (lower --lr, or check the model's weights); the run cannot resume, use "
-        "another --out"
+        f"run {out} (lower lr=, or check the model's weights); the run cannot resume, use "
+        "another out="
     )

@@ -77,18 +77,18 @@ def check_sizes(
     layers = int(getattr(config, "num_hidden_layers", 0) or 0)
     vocab = int(getattr(config, "vocab_size", 0) or 0)
     tokens = cfg.batch_size * cfg.seq_len
-    sizes = "--model" if cfg.method == "fft" else f"--rank {cfg.rank}"
+    sizes = "model=" if cfg.method == "fft" else f"rank={cfg.rank}"
     if cfg.method == "mps":
-        sizes += f" or --chi {cfg.chi}"
+        sizes += f" or chi={cfg.chi}"
     on_device = {
         "trainable parameters, gradients and AdamW state": (16 * trainable, sizes),
         "activations of one step": (
             tokens * (8 * vocab + 16 * hidden * layers),
-            f"--seq-len {cfg.seq_len} or --batch-size {cfg.batch_size}",
+            f"seq_len={cfg.seq_len} or batch_size={cfg.batch_size}",
         ),
-        "base weights": (weights, "--model"),
+        "base weights": (weights, "model="),
     }
-    data = {"tokenised data": (24 * n_sequences * cfg.seq_len, f"--seq-len {cfg.seq_len}")}
+    data = {"tokenised data": (24 * n_sequences * cfg.seq_len, f"seq_len={cfg.seq_len}")}
     checks = [(device, {**on_device, **data})] if device == "cpu" else [(device, on_device)]
     if device != "cpu":
         checks.append(("cpu", data))

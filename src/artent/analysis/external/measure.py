@@ -209,7 +209,7 @@ def measure_attention(model: Any, ids, cfg: ExternalConfig):
                     read_attention(model, chunk[:, :t], found.cut_only(t))
     if found.causal != probe["causal"]:
         raise ValueError(
-            "model: its attention is causal on 16 tokens but not on --seq-len tokens; artent "
+            "model: its attention is causal on 16 tokens but not on seq_len= tokens; artent "
             "cannot tell which scaling to report"
         )
     return found, layers
@@ -369,7 +369,7 @@ def run_external(
         windows = texts
         if windows.seq_len != cfg.seq_len:
             raise ValueError(
-                f"texts: windows of {windows.seq_len} tokens given for --seq-len {cfg.seq_len}"
+                f"texts: windows of {windows.seq_len} tokens given for seq_len={cfg.seq_len}"
             )
     else:
         windows = corpus_windows(tokenizer, texts, cfg.seq_len, cfg.n_texts, start=cfg.window_start)
@@ -416,7 +416,7 @@ def window_frames(
             frames[base] = window_frame(tok or load_tokenizer(base), start).tokens
         except ValueError as e:
             why = str(e).removeprefix(f"window_start {start}: ")
-            raise ValueError(f"--window-start {start}: model {base}: {why}") from None
+            raise ValueError(f"window_start={start}: model {base}: {why}") from None
     return frames
 
 

@@ -102,7 +102,7 @@ class SavedAdapter:
 
     def require_base(self, why: str) -> Checkpoint:
         if self.base is None:
-            raise ValueError(f"adapter {self.path}: {why}; pass the base checkpoint (--base)")
+            raise ValueError(f"adapter {self.path}: {why}; pass the base checkpoint (base=)")
         return self.base
 
     def base_weight(self, name: str) -> torch.Tensor:

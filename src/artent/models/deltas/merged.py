@@ -46,7 +46,7 @@ def _load(adapter: Path, base, allow_pickle: bool):
     if base is None:
         raise ValueError(
             f"adapter {adapter}: its update is read through peft's merge, which needs the base "
-            f"model (--base, a model folder)"
+            f"model (base=, a model folder)"
         )
     folder = Path(base).expanduser()
     folder = folder if folder.is_dir() else folder.parent
