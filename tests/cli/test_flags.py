@@ -40,6 +40,7 @@ def test_the_cli_says_the_same_with_its_flag(tmp_path, capsys):
         ("fewer than n_texts=5; using 4", "fewer than --n-texts 5; using 4"),
         ("/tmp/sweep/rank=8: cannot read", "/tmp/sweep/rank=8: cannot read"),  # a path stays
         ("option lr must be > 0", "option lr must be > 0"),  # a file's option stays
+        ("option seq_len=9 is too long", "option seq_len=9 is too long"),
     ],
 )
 def test_as_flags(message, shown):

@@ -111,7 +111,7 @@ def test_bad_contents_name_the_file(tmp_path, name, content, message):
 
 
 def test_bad_paths_and_columns(tmp_path):
-    with pytest.raises(ValueError, match=r"texts .*missing\.txt: no such file or folder"):
+    with pytest.raises(ValueError, match=r"texts=.*missing\.txt: no such file or folder"):
         read_corpus(tmp_path / "missing.txt")
     (tmp_path / "x.csv").write_text("text\nhello\n")
     with pytest.raises(ValueError, match=r"x\.csv: expected a \.txt, \.jsonl, \.parquet file"):

@@ -46,10 +46,11 @@ FLAGS: dict[str, str] = {
     )
 }
 
-# ``name=`` not inside a word, a path (``sweep/rank=8``) or another ``a=b``; then ``True`` (a switch
-# given), a value (``texts=/x``) or nothing (``pass base=``, ``modules=: ...``)
+# ``name=`` not inside a word, a path (``sweep/rank=8``), another ``a=b`` or a config file's
+# ``option name=...``; then ``True`` (a switch given), a value (``texts=/x``) or nothing (``pass
+# base=``, ``modules=: ...``)
 _REFERENCE = re.compile(
-    r"(?<![\w./\\=-])(" + "|".join(sorted(FLAGS, key=len, reverse=True)) + r")="
+    r"(?<![\w./\\=-])(?<!option )(" + "|".join(sorted(FLAGS, key=len, reverse=True)) + r")="
     r"(?:(True)\b|(?=([^\s:,;)\]]?)))"
 )
 
