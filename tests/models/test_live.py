@@ -1,4 +1,4 @@
-"""Updates of a model in memory (artent.models.live), checked against peft's own merge."""
+"""Updates of a model in memory (artent.models.deltas.live), checked against peft's own merge."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from artent.entanglement.profile import LowRank
-from artent.models.live import describe, find_targets, live_deltas, snapshot_weights
+from artent.models.deltas.live import describe, find_targets, live_deltas, snapshot_weights
 
 QV = ("q_proj", "v_proj")
 N_LAYERS = 2

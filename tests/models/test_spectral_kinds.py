@@ -77,7 +77,7 @@ def test_intruders_equal_peft_reduce_intruder_dimension(base_model):
     import peft
     from peft.tuners.lora.intruders import reduce_intruder_dimension
 
-    from artent.models.live import find_targets, live_deltas
+    from artent.models.deltas.live import find_targets, live_deltas
 
     config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"])
     model = peft.get_peft_model(copy.deepcopy(base_model), config)

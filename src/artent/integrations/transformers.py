@@ -167,7 +167,7 @@ class EntanglementCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         """Find the target modules (every process), snapshot and prepare the folder (main)."""
-        from artent.models.live import find_targets
+        from artent.models.deltas.live import find_targets
 
         self._reset()
         if model is None:
@@ -212,7 +212,7 @@ class EntanglementCallback(TrainerCallback):
         import pandas as pd
 
         from artent.io import write_run_record
-        from artent.models.live import describe, snapshot_weights
+        from artent.models.deltas.live import describe, snapshot_weights
 
         self._claim_folder()
         step = int(state.global_step)
@@ -292,7 +292,7 @@ class EntanglementCallback(TrainerCallback):
 
         from artent.analysis.internal import profile_deltas, valley_table
         from artent.io import write_parquet
-        from artent.models.live import live_deltas
+        from artent.models.deltas.live import live_deltas
 
         step = int(state.global_step)
         self._last_step = step

@@ -5,7 +5,7 @@ checkpoints (:mod:`artent.models.deltas.pairs`): :class:`StateCheckpoint` shows 
 dict as a :class:`~artent.models.checkpoints.Checkpoint` (the same keys, shapes and upcast to
 float32), so fused projections, Conv1D layouts, module and layer choices and the architecture
 check are those of saved checkpoints. A peft model's own update is read from its live adapter
-layers (:mod:`artent.models.live`), the factors themselves, with no file written.
+layers (:mod:`artent.models.deltas.live`), the factors themselves, with no file written.
 """
 
 from __future__ import annotations
@@ -105,9 +105,9 @@ def deltas_from_peft_model(
             pass ``base=`` and ``tuned=``), a module without an adapter, more than one active
             adapter, an adapter kind artent does not read.
     """
-    from artent.models.live import _tuner_layer_type, find_targets, live_deltas
+    from artent.models.deltas.live import find_targets, live_deltas, tuner_layer_type
 
-    tuner = _tuner_layer_type()
+    tuner = tuner_layer_type()
     if not tuner or not any(isinstance(m, tuner) for m in model.modules()):
         raise ValueError(
             "model=: this model carries no peft adapter layers, so it has no update of its own; "
