@@ -264,7 +264,8 @@ def external(
     from artent.analysis.external.measure import window_frames
     from artent.arguments import check_texts, checked, labelled_paths, path_or_model
     from artent.inputs import external_jobs, labelled
-    from artent.models.loading import check_adapter_on, load_for_forward, resolve_device
+    from artent.models.loading import check_adapter_on, load_for_forward
+    from artent.validation import resolve_device
 
     texts = check_texts(texts)
     models = [] if model is None else list(model) if isinstance(model, list | tuple) else [model]
@@ -280,7 +281,7 @@ def external(
     inputs = [p for p in named if isinstance(p, str | Path)]
     _check_out(out, "external", inputs)
     corpus = read_texts(texts)
-    resolve_device(device)  # a device that is not there is refused before any work
+    resolve_device(device, "device=")  # a device that is not there is refused before any work
     cfg = ExternalConfig(
         seq_len=seq_len,
         n_texts=n_texts,

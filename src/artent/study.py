@@ -245,7 +245,7 @@ def run_study(out: str | Path, cfg: StudyConfig, *, log=print, progress: bool = 
     a study that fails before its first checkpoint removes the folder it created.
     """
     from artent.training.config import TrainConfig
-    from artent.training.distributed import resolve_device
+    from artent.validation import resolve_device
 
     out = Path(out)
     record = out / "study.json"
@@ -298,8 +298,8 @@ def _run_study(out: Path, cfg: StudyConfig, plan, timings: dict, *, log, progres
     from artent.models.loading import load_for_forward
     from artent.report import build_report
     from artent.training.config import TrainConfig
-    from artent.training.distributed import resolve_device
     from artent.training.loop import RunFinished, train
+    from artent.validation import resolve_device
 
     record = out / "study.json"
     t_start = time.perf_counter()

@@ -140,6 +140,24 @@ def _conform(value: Any, tp: Any) -> Any:
     raise _Mismatch(_describe(tp))
 
 
+def resolve_device(name: str | None, what: str = "option device") -> str:
+    """A device to put tensors on: ``"auto"`` or ``None`` is ``"cuda"`` when torch sees a GPU,
+    else ``"cpu"``; any other name must be a device this machine has (:func:`check_device`).
+
+    Args:
+        name: ``auto``, ``None``, or what :func:`check_device` accepts.
+        what: how the message names the option (``"device="``, ``"option device"``).
+
+    Raises:
+        ValueError: a name that is not a device name, or a device torch does not see.
+    """
+    if name in (None, "auto"):
+        import torch  # lazy: importing torch takes seconds, and this module is imported by all
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return check_device(name, what)
+
+
 def check_device(name: Any, what: str = "option device", *, allow_auto: bool = False) -> str:
     """A torch device name that exists on this machine, or a one-line ValueError.
 

@@ -1,19 +1,20 @@
-"""artent's cache folder and the models it can make or unpack there by name (no hub)."""
+"""The models artent can make or unpack in its cache folder by name (no hub).
+
+The folder itself is :func:`artent.models.cache_dir.cache_root` (also importable from here).
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from artent.models.cache_dir import cache_root
+from artent.models.smollm2 import convert_gguf, ensure_smollm2, sha256_file
+from artent.models.tiny import ensure_tiny_model
+
+__all__ = ["NAMED_MODELS", "cache_root", "resolve_named_model"]
 
 NAMED_MODELS = ("tiny", "smollm2")
 """Model names artent resolves itself, offline: its pretrained tiny LLaMA, SmolLM2 from PyPI."""
-
-
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The cache root: ``cache_dir``, else ``$ARTENT_CACHE``, else ``~/.cache/artent``."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    return Path(os.environ.get("ARTENT_CACHE") or Path.home() / ".cache" / "artent")
 
 
 def resolve_named_model(name: str, *, progress: bool = False) -> str:
@@ -25,16 +26,10 @@ def resolve_named_model(name: str, *, progress: bool = False) -> str:
     returned as is.
     """
     if name == "tiny":
-        from artent.models.tiny import ensure_tiny_model
-
         return str(ensure_tiny_model(progress=progress))
     if name == "smollm2":
-        from artent.models.smollm2 import ensure_smollm2
-
         return str(ensure_smollm2())
     if name.endswith(".gguf") and Path(name).expanduser().is_file():
-        from artent.models.smollm2 import convert_gguf, sha256_file
-
         path = Path(name).expanduser()
         digest = sha256_file(path)
         folder = cache_root() / f"gguf-{path.stem}-{digest[:12]}"

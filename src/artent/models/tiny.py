@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from artent.data import template
 from artent.data.generators import GENERATOR_VERSION, pretraining_corpus
 from artent.io import umask_permissions
+from artent.models.cache_dir import cache_root
 from artent.models.tiny_config import (
     MAX_POSITIONS,
     TINY_MODEL_NAME,
@@ -271,12 +272,6 @@ def _pretrain_into(folder: Path, cfg: TinyPretrainConfig, progress: bool) -> dic
     return record
 
 
-def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
-    from artent.models.cache import cache_root
-
-    return cache_root(cache_dir)
-
-
 def tiny_model_path(cache_dir: str | os.PathLike | None = None, **pretrain_options) -> Path:
     """Where the tiny model pretrained with these options is (or would be) cached.
 
@@ -288,7 +283,7 @@ def tiny_model_path(cache_dir: str | os.PathLike | None = None, **pretrain_optio
         ``<cache root>/tiny-llama-v1-<hash of the options>``.
     """
     cfg = _make_config(pretrain_options)
-    return _cache_root(cache_dir) / f"{TINY_MODEL_NAME}-{cfg.cache_key()}"
+    return cache_root(cache_dir) / f"{TINY_MODEL_NAME}-{cfg.cache_key()}"
 
 
 def ensure_tiny_model(

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from artent.data.formats import load_conversations
+from artent.data.generators import synthetic_openthoughts, synthetic_tulu, write_dataset
 from artent.io import (
     atomic_path,
     named_os_error,
@@ -35,6 +37,7 @@ from artent.io import (
     write_json,
     write_parquet,
 )
+from artent.models.cache_dir import cache_root
 from artent.models.loading import load_base
 from artent.outdir import (
     LOCK_NAME,
@@ -45,12 +48,15 @@ from artent.outdir import (
 )
 from artent.progress import progress
 from artent.training.config import TrainConfig
-from artent.training.distributed import SINGLE_PROCESS, detect_processes, resolve_device
+from artent.training.distributed import SINGLE_PROCESS, detect_processes
+from artent.training.memory import check_sizes
 from artent.training.methods import (
     attach_method,
+    check_targets,
     load_checkpoint_weights,
     save_checkpoint_weights,
 )
+from artent.validation import resolve_device
 
 SYNTHETIC = ("synthetic-tulu", "synthetic-openthoughts")
 CHECKPOINT_DIR = re.compile(r"step-(\d{6})")
@@ -64,10 +70,7 @@ def resolve_data(cfg: TrainConfig) -> str:
     """A local path for the data: synthetic sets are generated (seeded) into the cache once."""
     if cfg.data not in SYNTHETIC:
         return cfg.data
-    from artent.data.generators import synthetic_openthoughts, synthetic_tulu, write_dataset
-    from artent.models.tiny import _cache_root
-
-    path = _cache_root(None) / "data" / f"{cfg.data}-n{cfg.n_synthetic}-seed0.jsonl"
+    path = cache_root() / "data" / f"{cfg.data}-n{cfg.n_synthetic}-seed0.jsonl"
     if not path.is_file():
         make = synthetic_tulu if cfg.data == "synthetic-tulu" else synthetic_openthoughts
         write_dataset(make(cfg.n_synthetic, seed=0), path)
@@ -146,10 +149,7 @@ def prepare(cfg: TrainConfig, device: str = "cpu"):
     """
     import torch
 
-    from artent.data.chat import build_dataset
-    from artent.data.formats import load_conversations
-    from artent.training.memory import check_sizes
-    from artent.training.methods import check_targets
+    from artent.data.chat import build_dataset  # lazy: it imports torch
 
     convs = load_conversations(
         resolve_data(cfg), heldout_fraction=cfg.heldout_fraction, seed=cfg.seed, limit=cfg.limit
