@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from artent.models import smollm2, tiny
 from artent.models.cache_dir import cache_root
-from artent.models.smollm2 import convert_gguf, ensure_smollm2, sha256_file
-from artent.models.tiny import ensure_tiny_model
 
 __all__ = ["NAMED_MODELS", "cache_root", "resolve_named_model"]
 
@@ -26,12 +25,14 @@ def resolve_named_model(name: str, *, progress: bool = False) -> str:
     returned as is.
     """
     if name == "tiny":
-        return str(ensure_tiny_model(progress=progress))
+        return str(tiny.ensure_tiny_model(progress=progress))
     if name == "smollm2":
-        return str(ensure_smollm2())
+        return str(smollm2.ensure_smollm2())
     if name.endswith(".gguf") and Path(name).expanduser().is_file():
         path = Path(name).expanduser()
-        digest = sha256_file(path)
+        digest = smollm2.sha256_file(path)
         folder = cache_root() / f"gguf-{path.stem}-{digest[:12]}"
-        return str(convert_gguf(path, folder, sha256=digest, source={"file": str(path.resolve())}))
+        return str(
+            smollm2.convert_gguf(path, folder, sha256=digest, source={"file": str(path.resolve())})
+        )
     return name

@@ -33,6 +33,7 @@ from artent.models.tiny_config import (
 )
 from artent.models.tiny_tokenizer import TOKENIZER_SPECIAL_TOKENS, UNK, train_tokenizer
 from artent.progress import progress as progress_bar
+from artent.schedule import learning_rate
 
 if TYPE_CHECKING:
     import torch
@@ -107,12 +108,15 @@ def _unigram_loss(train: torch.Tensor, heldout: torch.Tensor, vocab_size: int) -
 
 
 def _lr_factor(cfg: TinyPretrainConfig, step: int) -> float:
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return 1.0
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    """The factor on ``cfg.lr`` at ``step``: the one schedule (:mod:`artent.schedule`)."""
+    return learning_rate(
+        step,
+        lr=1.0,
+        steps=cfg.steps,
+        warmup_steps=cfg.warmup_steps,
+        schedule=cfg.schedule,
+        min_lr_ratio=cfg.min_lr_ratio,
+    )
 
 
 def pretrain_tiny(

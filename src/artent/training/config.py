@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from artent.io import read_mapping
+from artent.schedule import SCHEDULES
 from artent.validation import DEVICE_PATTERN, OptionError, check_fields
 
 METHODS = ("fft", "lora", "mps")
-SCHEDULES = ("constant", "cosine")
 # Options that may change between an interrupted run and its resumption.
 RESUMABLE_FIELDS = {"out", "progress", "force", "device"}
 PRECISIONS = ("fp32", "bf16")

@@ -47,6 +47,7 @@ from artent.outdir import (
     remove_stale_temporaries,
 )
 from artent.progress import progress
+from artent.schedule import learning_rate
 from artent.training.config import TrainConfig
 from artent.training.distributed import SINGLE_PROCESS, detect_processes
 from artent.training.memory import check_sizes
@@ -86,13 +87,10 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int) -> np.ndarray:
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up, then constant (default) or cosine decay to zero."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return cfg.lr
-    progress = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    """Linear warm-up, then constant (default) or cosine decay to zero (:mod:`artent.schedule`)."""
+    return learning_rate(
+        step, lr=cfg.lr, steps=cfg.steps, warmup_steps=cfg.warmup_steps, schedule=cfg.schedule
+    )
 
 
 def autocast(cfg: TrainConfig, procs):
