@@ -32,6 +32,7 @@ needs_lapack = pytest.mark.skipif(
 def small_fast_path(monkeypatch):
     """Every matrix takes the two-stage solver, and float32 Grams go in blocks of a few rows."""
     monkeypatch.setattr(lapack, "TWO_STAGE_FROM", 2)
+    monkeypatch.setattr(lapack, "TWO_STAGE_FROM_THREADED", 2)
     monkeypatch.setattr(backend, "GRAM_BLOCK_ELEMENTS", 300)
 
 
@@ -45,6 +46,7 @@ def no_lapack(monkeypatch):
 @needs_lapack
 def test_syrk_lower_and_two_stage_eigvalsh_match_numpy(monkeypatch):
     monkeypatch.setattr(lapack, "TWO_STAGE_FROM", 2)
+    monkeypatch.setattr(lapack, "TWO_STAGE_FROM_THREADED", 2)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((40, 90))
     rows = np.zeros((40, 40))
@@ -67,8 +69,10 @@ def test_syrk_lower_and_two_stage_eigvalsh_match_numpy(monkeypatch):
 def test_two_stage_is_used_from_the_threshold_up(monkeypatch):
     h = np.diag(np.arange(1.0, 6.0))
     monkeypatch.setattr(lapack, "TWO_STAGE_FROM", 6)
+    monkeypatch.setattr(lapack, "TWO_STAGE_FROM_THREADED", 6)
     assert lapack.eigvalsh_inplace(h.copy()) is None  # below: left to numpy
     monkeypatch.setattr(lapack, "TWO_STAGE_FROM", 5)
+    monkeypatch.setattr(lapack, "TWO_STAGE_FROM_THREADED", 5)
     np.testing.assert_allclose(lapack.eigvalsh_inplace(h.copy()), np.arange(1.0, 6.0))
 
 

@@ -142,3 +142,33 @@ def test_counts_equal_a_dense_svd_reference_on_random_matrices(seed):
     dW = (0.3 + seed) * rng.standard_normal((m, 3)) @ rng.standard_normal((3, n))
     for k, eps in [(INTRUDER_K, INTRUDER_EPS), (5, 0.3), (50, 0.8)]:
         assert intruder_dimensions(W, dW, k, eps) == _reference_intruders(W, dW, k, eps)
+
+
+def _reference_cosines(W: np.ndarray, dW: np.ndarray, k: int) -> np.ndarray:
+    U = np.linalg.svd(W, full_matrices=False)[0]
+    Um = np.linalg.svd(W + dW, full_matrices=False)[0][:, :k]
+    return np.abs(Um.T @ U).max(axis=1)
+
+
+@pytest.mark.parametrize("shape", [(24, 40), (40, 24), (30, 30)])
+def test_cosines_from_the_eigen_basis_equal_a_dense_svd(shape):
+    # W's vectors come from the eigenpairs of its smaller Gram matrix (U itself for m <= n,
+    # U^T x = S^-1 V^T W^T x for m > n): the cosines must be those of the SVD's vectors.
+    rng = np.random.default_rng(7)
+    W, _, _, _ = _weight(rng, *shape)
+    dW = 0.5 * rng.standard_normal((shape[0], 2)) @ rng.standard_normal((2, shape[1]))
+    got = intruder_cosines(W, dW, k=8)
+    assert np.abs(got - _reference_cosines(W, dW, 8)).max() < 1e-10
+
+
+def test_cosines_of_a_rank_deficient_tall_weight_take_the_svd():
+    # m > n with zero singular values: U = W V / s does not exist, the SVD is used instead.
+    rng = np.random.default_rng(8)
+    W = rng.standard_normal((40, 3)) @ rng.standard_normal((3, 20))
+    dW = rng.standard_normal((40, 20))
+    got = intruder_cosines(W, dW, k=5)
+    assert np.isfinite(got).all() and (got <= 1 + 1e-12).all()
+    # On W's own column space (rank 3) the three nonzero directions match the SVD's vectors.
+    U = np.linalg.svd(W, full_matrices=False)[0][:, :3]
+    Um = np.linalg.svd(W + dW, full_matrices=False)[0][:, :5]
+    assert (got >= np.abs(Um.T @ U).max(axis=1) - 1e-10).all()

@@ -6,9 +6,11 @@ numpy alone leaves time on the table at both:
 * ``eigvalsh`` runs LAPACK's one-stage ``syevd``, whose Householder tridiagonalisation is half
   matrix-vector products (memory-bound once the matrix leaves the cache). LAPACK's two-stage
   ``dsyevd_2stage`` (values only) first reduces to a band with matrix-matrix products and then
-  chases the bulges: measured on the project machine (one thread, CPU time, best of 5) 0.97 s
-  against numpy's 1.22 s at 2048, but 0.137 s against 0.127 s at 1024, hence
-  :data:`TWO_STAGE_FROM`.
+  chases the bulges. It pays only on large matrices, and later with more threads (numpy's
+  ``syevd`` parallelises better): measured on the project machine (quiet, best of 3) it took
+  0.91x numpy's time at order 2560 and 0.71x at 4096 on one thread, but 1.56x at 2048, 1.20x at
+  2560, 0.95x at 3072 and 0.83x at 4096 on two, hence :data:`TWO_STAGE_FROM` and
+  :data:`TWO_STAGE_FROM_THREADED`.
 * ``x @ x.T`` is a BLAS ``syrk`` inside numpy, but it cannot accumulate into an existing matrix,
   so a Gram matrix of a float32 state would need the whole state in float64 first (twice its
   float32 size, for a 14336 x 4096 update 470 MB). ``cblas_dsyrk`` with ``beta = 1`` adds one
@@ -36,14 +38,18 @@ import numpy as np
 
 __all__ = [
     "TWO_STAGE_FROM",
+    "TWO_STAGE_FROM_THREADED",
     "available",
     "blas_threads",
     "eigvalsh_inplace",
     "syrk_lower",
 ]
 
-#: Matrices from this order up use the two-stage eigensolver (numpy's syevd below: see above).
-TWO_STAGE_FROM = 1536
+#: Matrices from this order up use the two-stage eigensolver on one BLAS thread (numpy's syevd
+#: below: see above).
+TWO_STAGE_FROM = 2560
+#: The same with two or more BLAS threads.
+TWO_STAGE_FROM_THREADED = 3072
 
 _COL_MAJOR = 102
 _CBLAS_COL_MAJOR, _CBLAS_UPPER, _CBLAS_NO_TRANS, _CBLAS_TRANS = 102, 121, 111, 112
@@ -184,14 +190,15 @@ def syrk_lower(gram: np.ndarray, a: np.ndarray, *, side: str = "rows", beta: flo
 def eigvalsh_inplace(h: np.ndarray) -> np.ndarray | None:
     """Eigenvalues (ascending) of the symmetric ``h`` from its lower triangle; ``h`` is destroyed.
 
-    Uses the two-stage solver from :data:`TWO_STAGE_FROM` up; returns ``None`` (``h`` untouched)
-    below that, for non-float64 or non-contiguous input, or when the routine is not available.
+    Uses the two-stage solver from :data:`TWO_STAGE_FROM` up (:data:`TWO_STAGE_FROM_THREADED`
+    with several BLAS threads); returns ``None`` (``h`` untouched) below that, for non-float64 or
+    non-contiguous input, or when the routine is not available.
     """
     lib = _get()
     n = h.shape[0]
     if (
         lib is None
-        or n < TWO_STAGE_FROM
+        or n < (TWO_STAGE_FROM if lib.get_threads() <= 1 else TWO_STAGE_FROM_THREADED)
         or h.dtype != np.float64
         or not h.flags.c_contiguous
         or not h.flags.writeable

@@ -14,7 +14,7 @@ How it stays exact and cheap (no truncation, no SVD of the full state per bond):
   of the complementary ``rho_R`` agree, so each bond uses whichever side is smaller. For a square
   ``4096 x 4096`` matrix this is one ``M M^T``, one half-size Gram on the column side and their
   eigenvalues: about the cost of ``eigvalsh(M @ M.T)`` alone. Each matrix is traced down to the
-  next bond's before its eigenvalues are taken, so the (two-stage, from order 1536) eigensolver
+  next bond's before its eigenvalues are taken, so the (two-stage, for the largest) eigensolver
   works in place; the state itself is never normalised or copied (each bond's weights are
   normalised instead), and a float32 state stays float32, its Gram matrix accumulated in float64
   block by block (:mod:`artent.entanglement.backend`, :mod:`artent.entanglement.lapack`).

@@ -148,11 +148,12 @@ def intruder_cosines(weight: Any, update: Any, k: int = INTRUDER_K) -> np.ndarra
     """The largest ``|cos|`` of each of the top ``k`` left singular vectors of ``W + dW`` with
     any left singular vector of ``W``.
 
-    ``W``'s left singular vectors come from one SVD, kept (by the weight's bytes) for the next
-    update of the same base weight: every checkpoint of a run shares its base. The top ``k`` of
+    ``W``'s left singular vectors come from one symmetric eigenproblem of order ``min(m, n)``
+    (:class:`_Basis`), kept (by the weight's bytes) for the next update of the same base weight:
+    every checkpoint of a run shares its base. The top ``k`` of
     ``W + dW`` come from the ``k`` largest eigenpairs of its smaller Gram matrix (scipy's
     ``eigh`` with ``subset_by_index``; a full SVD without scipy); tests/entanglement/
-    test_spectral.py checks the counts against numpy's SVD.
+    test_spectral.py checks the cosines and counts against numpy's SVD.
 
     Args:
         weight: the base weight ``W`` (``m x n``, numpy or torch).
@@ -167,30 +168,65 @@ def intruder_cosines(weight: Any, update: Any, k: int = INTRUDER_K) -> np.ndarra
     dW = _dense(update)
     if W.shape != dW.shape:
         raise ValueError(f"weight {W.shape} and update {dW.shape} differ in shape")
-    u_base = _base_vectors(W)
+    basis = _base_basis(W)
     u_merged = _top_left_vectors(W + dW, min(k, *W.shape))
-    return np.abs(u_merged.T @ u_base).max(axis=1)
+    return np.abs(basis.project(W, u_merged)).max(axis=0)
 
 
-_CACHE: OrderedDict[bytes, np.ndarray] = OrderedDict()
-_CACHE_BYTES = 256 << 20  # at most this much of left singular vectors kept
+class _Basis:
+    """``W``'s left singular vectors, held as cheaply as they can be applied.
+
+    With ``m <= n`` they are the eigenvectors ``U`` of ``W W^T`` (``m x m``). With ``m > n`` they
+    are ``U = W V S^-1`` from the eigenpairs of ``W^T W`` (``n x n``), never formed: ``U^T x =
+    S^-1 V^T W^T x``, so only ``R = V S^-1`` is kept. Either way one symmetric eigenproblem of
+    order ``min(m, n)`` with vectors, about a third of the time of the SVD it replaces.
+    """
+
+    def __init__(self, U: np.ndarray | None = None, R: np.ndarray | None = None) -> None:
+        self.U, self.R = U, R
+
+    @property
+    def nbytes(self) -> int:
+        return (self.U if self.U is not None else self.R).nbytes
+
+    def project(self, W: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``U^T x``: the cosines of the unit columns of ``x`` with every singular vector of W."""
+        if self.U is not None:
+            return self.U.T @ x
+        return self.R.T @ (W.T @ x)
+
+
+_CACHE: OrderedDict[bytes, _Basis] = OrderedDict()
+_CACHE_BYTES = 256 << 20  # at most this much of singular vectors kept
 _CACHE_LOCK = threading.Lock()
 
 
-def _base_vectors(W: np.ndarray) -> np.ndarray:
-    """The left singular vectors of ``W`` (``m x min(m, n)``), cached by its bytes."""
+def _base_basis(W: np.ndarray) -> _Basis:
+    """The left singular vectors of ``W`` (see :class:`_Basis`), cached by its bytes."""
     key = hashlib.blake2b(np.ascontiguousarray(W).view(np.uint8), digest_size=20).digest()
     key += repr(W.shape).encode()
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-    U = np.linalg.svd(W, full_matrices=False)[0]
+    basis = _eigen_basis(W)
     with _CACHE_LOCK:
-        _CACHE[key] = U
-        while sum(u.nbytes for u in _CACHE.values()) > _CACHE_BYTES and len(_CACHE) > 1:
+        _CACHE[key] = basis
+        while sum(b.nbytes for b in _CACHE.values()) > _CACHE_BYTES and len(_CACHE) > 1:
             _CACHE.popitem(last=False)
-    return U
+    return basis
+
+
+def _eigen_basis(W: np.ndarray) -> _Basis:
+    m, n = W.shape
+    if m <= n:
+        return _Basis(U=np.linalg.eigh(W @ W.T)[1])
+    s2, V = np.linalg.eigh(W.T @ W)
+    # U = W V / s needs every s well above the Gram's rounding (eps * n * s_max^2): a W with
+    # (numerically) zero singular values has no such U, and takes the SVD instead.
+    if not s2.min() > 1e3 * np.finfo(np.float64).eps * n * max(float(s2.max()), 1e-300):
+        return _Basis(U=np.linalg.svd(W, full_matrices=False)[0])
+    return _Basis(R=V / np.sqrt(s2))
 
 
 def _top_left_vectors(M: np.ndarray, k: int) -> np.ndarray:
@@ -200,11 +236,14 @@ def _top_left_vectors(M: np.ndarray, k: int) -> np.ndarray:
     except ImportError:  # a bare machine: the full SVD
         return np.linalg.svd(M, full_matrices=False)[0][:, :k]
     m, n = M.shape
+    # evx (bisection and inverse iteration) finds a few eigenpairs faster than evr, the default.
     if m <= n:
         G = M @ M.T
-        U = eigh(G, subset_by_index=[m - k, m - 1])[1][:, ::-1]
-        return U
-    V = eigh(M.T @ M, subset_by_index=[n - k, n - 1])[1][:, ::-1]
+        return eigh(G, subset_by_index=[m - k, m - 1], driver="evx", overwrite_a=True,
+                    check_finite=False)[1][:, ::-1]  # fmt: skip
+    G = M.T @ M
+    V = eigh(G, subset_by_index=[n - k, n - 1], driver="evx", overwrite_a=True,
+             check_finite=False)[1][:, ::-1]  # fmt: skip
     U = M @ V  # u_j = M v_j / s_j
     norms = np.linalg.norm(U, axis=0)
     if not (norms > 1e-12 * max(float(norms.max()), 1e-300)).all():  # a zero singular value
