@@ -26,10 +26,10 @@ from pathlib import Path
 
 from artent.data.corpus import DEFAULT_WINDOW_START, check_window_start
 from artent.errors import one_line
-from artent.io import read_mapping, versions, write_json, write_parquet
+from artent.io import versions, write_json, write_parquet
 from artent.outdir import claim_out, remove_stale_temporaries
 from artent.training.config import PRECISIONS
-from artent.validation import OptionError, check_fields
+from artent.validation import OptionError, check_fields, load_options
 
 #: What a study writes into its folder (its record lists them as ``files``): a folder not a
 #: study's that holds one is refused; a report.html artent did not write is never replaced.
@@ -471,18 +471,11 @@ def _run_study(out: Path, cfg: StudyConfig, plan, timings: dict, *, log, progres
 
 def load_study_config(path: str | Path | None, **overrides) -> StudyConfig:
     """A StudyConfig from a JSON/YAML file (paper-scale configs) and flags on top."""
-    data: dict = {}
-    if path:
-        p = Path(path)
-        data = read_mapping(p, "config file", "a mapping of study options", allow_empty=True)
-        known = {f.name for f in dataclasses.fields(StudyConfig)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"config file {p}: unknown study option {unknown[0]!r}")
-    given = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return StudyConfig(**{**data, **given})
-    except OptionError as e:
-        if e.option in data and e.option not in given:
-            raise OptionError(e.option, f"config file {path}: {e}") from None
-        raise
+    return load_options(
+        StudyConfig,
+        path,
+        overrides,
+        noun="study option",
+        expected="a mapping of study options",
+        allow_empty=True,
+    )

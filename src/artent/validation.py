@@ -13,11 +13,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import os
 import re
 import types
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from artent.io import read_mapping
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
 DEVICE_CHOICES = "cpu, cuda, cuda:N, xpu or mps"
@@ -190,3 +194,47 @@ def check_device(name: Any, what: str = "option device", *, allow_auto: bool = F
     if index and int(index) >= count:
         raise ValueError(f"{what} {name}: this machine has {count} {kind} device(s)")
     return name
+
+
+def load_options(
+    cls: type,
+    file: str | os.PathLike | None,
+    overrides: dict[str, Any],
+    *,
+    noun: str = "option",
+    expected: str = "a mapping of options",
+    dashes: bool = False,
+    allow_empty: bool = False,
+) -> Any:
+    """An options dataclass from a JSON/YAML ``file`` (if any), with ``overrides`` on top.
+
+    The one loader of options from a file plus flags: the training config, the study config.
+
+    Args:
+        cls: the options dataclass (its ``__post_init__`` raises :class:`OptionError`).
+        file: the file, or ``None``; its keys are ``cls``'s fields.
+        overrides: options given otherwise (flags); those that are ``None`` are not given.
+        noun: how an unknown key is called (``"option"``, ``"study option"``).
+        expected: what the file's top level must be, for the error.
+        dashes: accept ``seq-len`` for ``seq_len`` in the file.
+        allow_empty: an empty file is no options rather than an error.
+
+    Raises:
+        ValueError: an unreadable file, an unknown key, a bad option; where its value came
+            from ``file``, the message names the file.
+    """
+    from_file: dict[str, Any] = {}
+    if file:
+        from_file = read_mapping(Path(file), "config file", expected, allow_empty=allow_empty)
+        if dashes:
+            from_file = {k.replace("-", "_"): v for k, v in from_file.items()}
+        unknown = sorted(set(from_file) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"config file {Path(file)}: unknown {noun} {unknown[0]!r}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return cls(**{**from_file, **given})
+    except OptionError as e:
+        if e.option in from_file and e.option not in given:
+            raise OptionError(e.option, f"config file {file}: {e}") from None
+        raise
