@@ -13,10 +13,18 @@ Printed:
   eigvalsh     time inside torch.linalg.eigvalsh during the run
   floor        eigvalsh alone, re-run on the very same reduced density matrices (each right after
                its first solve; excluded from the total)
+  peak RSS     of the process (``VmHWM``), imports included
+  profile floor  the profiles' own floor: one dense ``entanglement_profile`` of a ``T x T``
+               causal attention map, best of 3, times the maps profiled at ``T`` (heads x
+               windows x encodings x orders)
 The issue's target on a quiet 2-core machine (SmolLM2, 8 windows, T = 128): total <= 60 s,
-stage >= half of the total.
+stage >= half of the total. ``--long`` runs the long-attention rows instead, each in a fresh
+process (its own peak RSS): one window of T = 512 and of T = 2048, amplitude encoding,
+sequential order (issue 21's target at T = 2048: measurement <= 1.5x the profile floor, peak RSS
+<= 2.5 GB).
 
     python benchmarks/external_speed.py                       # SmolLM2 (or tiny), 8 x T=128
+    python benchmarks/external_speed.py --long                # T = 512 and 2048 rows
     python benchmarks/external_speed.py --model tiny --quick  # a smoke run: 2 windows, T = 32
 """
 
@@ -102,6 +110,79 @@ class Timers:
 
         torch.linalg.eigvalsh = timed
 
+    def wrap_numpy_eigvalsh(self) -> None:
+        """The numpy engine's eigen-solves (large maps on the CPU), timed, not re-run."""
+        from artent.entanglement.backend import NumpyBackend
+
+        original = NumpyBackend.eigvalsh
+
+        def timed(h, overwrite=False):
+            t0 = time.perf_counter()
+            try:
+                return original(h, overwrite=overwrite)
+            finally:
+                self.add("eigvalsh", time.perf_counter() - t0)
+
+        NumpyBackend.eigvalsh = staticmethod(timed)
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes (``VmHWM``; ``ru_maxrss`` elsewhere)."""
+    import resource
+
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def profile_floor(t: int) -> float:
+    """Seconds of one dense profile of a ``t x t`` causal attention map (best of 3)."""
+    import numpy as np
+
+    from artent.entanglement.profile import entanglement_profile
+    from artent.entanglement.rmt import random_attention
+
+    a = np.asarray(random_attention(t, 1.0, causal=True, rng=np.random.default_rng(0)))
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        entanglement_profile(a, order="sequential")
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def long_rows(args) -> None:
+    """The T = 512 and 2048 rows, each a fresh process running this script."""
+    import json
+    import subprocess
+    import sys
+
+    print(
+        f"{'T':>5s} {'total s':>8s} {'measure s':>9s} {'floor s':>8s} {'measure/floor':>13s} "
+        f"{'eig share':>9s} {'peak RSS GB':>11s}"
+    )
+    for t in (512, 2048):
+        cmd = [sys.executable, __file__, "--windows", "1", "--seq-len", str(t),
+               "--encodings", "amplitude", "--orders", "sequential", "--device", args.device,
+               "--json"]  # fmt: skip
+        if args.model:
+            cmd += ["--model", args.model]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"T = {t}: the run failed:\n{out.stderr[-3000:]}")
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(
+            f"{t:5d} {r['total']:8.1f} {r['measurement']:9.1f} {r['floor']:8.1f} "
+            f"{r['measurement'] / r['floor']:13.2f} {r['eig_share']:9.0%} "
+            f"{r['peak_rss'] / 1e9:11.2f}",
+            flush=True,
+        )
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -112,7 +193,13 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=128, help="T")
     ap.add_argument("--device", default="cpu", help="torch device (default cpu)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 windows, T = 32")
+    ap.add_argument("--encodings", default="amplitude,born")
+    ap.add_argument("--orders", default="sequential,interleaved")
+    ap.add_argument("--long", action="store_true", help="the T = 512 and 2048 rows")
+    ap.add_argument("--json", action="store_true", help="one JSON line (what --long reads)")
     args = ap.parse_args()
+    if args.long:
+        return long_rows(args)
     if args.quick:
         args.windows, args.seq_len = 2, 32
     t_imports = _imports()
@@ -134,8 +221,9 @@ def main() -> None:
     timers.wrap(external_pkg, "plot_external", "figure")
     timers.wrap(batched, "batched_matrix_spectra", "stage")
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = _corpus(Path(tmp) / "corpus.txt", n_docs=8 * args.windows)
+        corpus = _corpus(Path(tmp) / "corpus.txt", n_docs=max(8, args.seq_len // 25) * args.windows)
         timers.wrap_eigvalsh()
+        timers.wrap_numpy_eigvalsh()
         t0 = time.perf_counter()
         code = cli_main(
             [
@@ -150,6 +238,10 @@ def main() -> None:
                 str(args.windows),
                 "--device",
                 args.device,
+                "--encodings",
+                args.encodings,
+                "--orders",
+                args.orders,
                 "--out",
                 str(Path(tmp) / "out"),
             ]
@@ -160,6 +252,20 @@ def main() -> None:
     total = t_imports + t_cli
     s = timers.seconds
     rest = t_cli - s.get("model load", 0) - s.get("measurement", 0) - s.get("figure", 0)
+    if args.json:
+        import json
+
+        from artent.models.attention import attention_layers
+
+        base = loading.load_base(model)[0]
+        heads = base.config.num_attention_heads * len(attention_layers(base))
+        maps = heads * args.windows * len(args.encodings.split(",")) * len(args.orders.split(","))
+        print(json.dumps(dict(
+            total=total, measurement=s.get("measurement", 0.0), eig=s.get("eigvalsh", 0.0),
+            eig_share=s.get("eigvalsh", 0.0) / max(s.get("measurement", 0.0), 1e-9),
+            floor=maps * profile_floor(args.seq_len), maps=maps, peak_rss=peak_rss(),
+        )))  # fmt: skip
+        return
     print(
         f"artent external on {model}: {args.windows} windows of T = {args.seq_len}, both "
         f"encodings and orders, scaling and baseline; {platform.machine()}, "

@@ -227,6 +227,7 @@ def external(
     progress: bool = False,
     notify: Callable[[str], None] | None = None,
     window_start: str = "model",
+    profile_chunk_elements: int = 2**23,
 ) -> External:
     """Entanglement profiles of attention matrices, their Cardy fits and the random baseline.
 
@@ -257,6 +258,8 @@ def external(
         window_start: how each window starts: ``"model"`` (as each model's tokenizer frames a
             text: BOS, nothing, or ``[CLS] ... [SEP]``), ``"bos"``, or ``"none"`` (the token
             stream cut as it is); see :mod:`artent.data.corpus`.
+        profile_chunk_elements: map elements profiled at a time (bounds memory at long ``T``;
+            the tables do not depend on it).
     """
     import pandas as pd
 
@@ -288,6 +291,7 @@ def external(
         encodings=tuple(_names(encodings, "encodings=")),
         orders=tuple(_names(orders, "orders=")),
         window_start=window_start,
+        profile_chunk_elements=profile_chunk_elements,
     )
     jobs = external_jobs(
         model=model,

@@ -276,8 +276,9 @@ def test_small_memory_bounds_give_the_same_tables(
 
     monkeypatch.setattr(measure, "batched_matrix_profiles", spy_profiles)
     monkeypatch.setattr(attention_module, "read_attention", spy_read)
-    monkeypatch.setattr(measure, "PROFILE_CHUNK_ELEMENTS", SEQ * SEQ)
-    small = dataclasses.replace(cfg, max_map_elements=4 * SEQ * SEQ)  # 4 heads: 1 window a pass
+    small = dataclasses.replace(  # 4 heads: 1 window a pass, one map a chunk
+        cfg, max_map_elements=4 * SEQ * SEQ, profile_chunk_elements=SEQ * SEQ
+    )
     got = run_external(model, tokenizer, texts, small, step=10, label="base")
     assert max(batches) == 1 and max(chunks) == SEQ * SEQ
     for name in ("external", "external_summary", "scaling"):

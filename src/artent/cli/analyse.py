@@ -158,6 +158,9 @@ def external(
     label: Annotated[
         list[str] | None, Opt(help="a label per input, in order (--model, --run...)")
     ] = None,
+    profile_chunk_elements: Annotated[
+        int, Opt(help="attention-map elements profiled at a time: bounds memory at long T")
+    ] = 2**23,
 ) -> None:
     """Entanglement profiles of attention matrices, their Cardy fits and the random baseline."""
     from artent import api
@@ -179,6 +182,7 @@ def external(
             out=out,
             progress=True,
             notify=_note_once(),
+            profile_chunk_elements=profile_chunk_elements,
         )
     except ValueError as e:
         raise UserError(str(e)) from None

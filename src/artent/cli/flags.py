@@ -34,6 +34,7 @@ FLAGS: dict[str, str] = {
         "order",
         "orders",
         "out",
+        "profile_chunk_elements",
         "rank",
         "renyi",
         "run",

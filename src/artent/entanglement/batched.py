@@ -18,11 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from artent.entanglement.backend import SAFE_RANGE
-from artent.entanglement.profile import _check_renyi, _log_base
+from artent.entanglement.backend import SAFE_RANGE, NumpyBackend
+from artent.entanglement.profile import _check_renyi, _log_base, chain_spectra
 from artent.entanglement.sites import check_dims, matrix_layout
 
+#: On the CPU, matrices of at least this many elements are profiled one at a time by the numpy
+#: engine (BLAS ``syrk`` Grams, OpenBLAS's eigensolvers, see :mod:`artent.entanglement.lapack`)
+#: rather than by torch's batched calls: measured per map on 2 threads, 0.81x torch's time at
+#: 256^2 and 512^2, 0.64x at 1024^2 and 0.67x at 2048^2, but 1.6x at 64^2 (per-call overhead).
+CPU_LOOP_FROM = 256 * 256
+
 __all__ = [
+    "CPU_LOOP_FROM",
     "batched_matrix_profiles",
     "batched_matrix_spectra",
     "batched_profiles",
@@ -203,6 +210,8 @@ def batched_matrix_spectra(
     left = [prod(rows[:p]) * prod(cols[:q]) for p, q in blocks]
     left_bonds = [l for l in range(1, n) if left[l - 1] ** 2 <= total]
     right_bonds = [l for l in range(1, n) if left[l - 1] ** 2 > total]
+    if device.type == "cpu" and total >= CPU_LOOP_FROM:
+        return _one_at_a_time(x, layout)
     spectra: list = [None] * (n - 1)
     if left_bonds:
         c = left_bonds[-1]
@@ -233,6 +242,21 @@ def batched_matrix_spectra(
                 p, q = p_new, q_new
             spectra[l - 1] = _clean(torch.linalg.eigvalsh(sigma))
     return spectra
+
+
+def _one_at_a_time(x, layout) -> list:
+    """:func:`batched_matrix_spectra` on the CPU by the numpy engine, item by item (the same
+    algorithm: one Gram per side at its most balanced bond, partial traces)."""
+    import torch
+
+    bk = NumpyBackend()
+    per_item = []
+    for item in x:
+        psi = item.numpy().reshape([*layout.row_dims, *layout.col_dims])
+        if layout.order == "interleaved":
+            psi = bk.transpose(psi, layout.axes)
+        per_item.append(chain_spectra(psi, layout.dims, bk))
+    return [torch.from_numpy(np.stack(bond)) for bond in zip(*per_item, strict=True)]
 
 
 def batched_matrix_profiles(

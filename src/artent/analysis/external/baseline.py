@@ -108,7 +108,7 @@ def scaling_baseline(summary, cfg: ExternalConfig, meta: dict, *, causal: bool =
     import pandas as pd
     import torch
 
-    from artent.analysis.external.measure import PROFILE_CHUNK_ELEMENTS, encode
+    from artent.analysis.external.measure import encode
 
     columns = [*meta, "layer", "head", "encoding", "beta", "T", "ln_T", "cut_entropy"]
     n = cfg.scaling_baseline_samples
@@ -120,7 +120,7 @@ def scaling_baseline(summary, cfg: ExternalConfig, meta: dict, *, causal: bool =
     for t in cfg.scaling_lengths:
         rng = np.random.default_rng([cfg.seed, t])
         draws = np.repeat(betas, n)  # n matrices a head, drawn in this order
-        step = max(1, PROFILE_CHUNK_ELEMENTS // (t * t))  # at most a chunk of matrices held
+        step = max(1, cfg.profile_chunk_elements // (t * t))  # at most a chunk of matrices held
         cuts: dict[str, list[np.ndarray]] = {e: [] for e in cfg.encodings}
         for i in range(0, len(draws), step):
             mats = torch.from_numpy(

@@ -38,6 +38,9 @@ class ExternalConfig:
             would pass ``max_map_elements``).
         max_map_elements: a bound on ``batch * heads * T * T``, the size of one layer's maps in
             one forward pass; with the per-chunk profile work it bounds memory at long ``T``.
+        profile_chunk_elements: map elements profiled (and widened to float64) at a time; with
+            ``max_map_elements`` it bounds memory at long ``T`` (the default, 2^23, is two maps
+            at ``T = 2048``, 64 MB of float64 each copy). The tables do not depend on it.
         window_start: how each window starts: ``"model"`` (as the tokenizer frames a text: BOS,
             nothing, or ``[CLS] ... [SEP]``), ``"bos"`` or ``"none"`` (the stream cut as it is);
             see :mod:`artent.data.corpus`.
@@ -59,6 +62,7 @@ class ExternalConfig:
     scaling_lengths: tuple[int, ...] | None = None
     batch_size: int = 8
     max_map_elements: int = 2**27
+    profile_chunk_elements: int = 2**23
     window_start: str = DEFAULT_WINDOW_START
     scaling_baseline_samples: int = 1
 
@@ -96,6 +100,9 @@ class ExternalConfig:
             self.scaling_lengths = tuple(lengths)
         self.batch_size = positive_int(self.batch_size, "batch_size=")
         self.max_map_elements = positive_int(self.max_map_elements, "max_map_elements")
+        self.profile_chunk_elements = positive_int(
+            self.profile_chunk_elements, "profile_chunk_elements="
+        )
         self.window_start = check_window_start(self.window_start, "window_start=")
         if self.scaling_baseline_samples < 0:
             raise ValueError(

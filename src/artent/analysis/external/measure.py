@@ -2,9 +2,9 @@
 
 Each layer's maps are profiled as the forward pass produces them (a hook per layer, see
 :func:`artent.models.attention.read_attention`), in chunks of at most
-:data:`PROFILE_CHUNK_ELEMENTS` state elements, and dropped: memory holds one layer's maps of one
-batch of windows and one chunk's float64 states, whatever the depth and up to ``T`` in the
-thousands.
+``ExternalConfig.profile_chunk_elements`` map elements, and dropped: memory holds one layer's
+maps of one batch of windows and one chunk's float64 states, whatever the depth and up to ``T``
+in the thousands.
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ from artent.analysis.external.config import ExternalConfig
 from artent.entanglement.batched import batched_matrix_profiles
 from artent.entanglement.fits import compare_laws
 from artent.entanglement.sites import prime_factors
-
-#: float64 state elements profiled in one batched call (256 MB): 8 heads' maps at T = 2048.
-PROFILE_CHUNK_ELEMENTS = 2**25
 
 
 def encode(attn, encoding: str):
@@ -55,9 +52,9 @@ def _score_std_sums(attn):
     """
     import torch
 
-    a = attn.double()
-    keep = a > 0
-    logs = torch.log(a).masked_fill_(~keep, 0.0)  # -inf at zero weights, then left out
+    logs = attn.to(torch.float64, copy=True)  # one float64 copy, then everything in place
+    keep = logs > 0
+    logs.log_().masked_fill_(~keep, 0.0)  # -inf at zero weights, then left out
     count = keep.sum(-1).double()
     first = logs.sum(-1)
     second = logs.square_().sum(-1)
@@ -98,7 +95,7 @@ class _Measurements:
         mats = weights.reshape(b * h, t, t)
         if self.cfg.device is not None:
             mats = mats.to(self.cfg.device)
-        step = max(1, PROFILE_CHUNK_ELEMENTS // (t * t))
+        step = max(1, self.cfg.profile_chunk_elements // (t * t))
         for start in range(0, b * h, step):
             yield mats[start : start + step]
 
