@@ -1,7 +1,8 @@
 """Internal artificial entanglement: the profile of every weight update, as tidy tables.
 
-Sources of updates (METHOD.md section 3): a (base, tuned) pair of checkpoints, a PEFT adapter
-(with or without its base), or every checkpoint of an artent training run. Each update ``Delta W``
+Sources of updates (docs/analyses.md, "Internal: weight updates"; the maths: docs/method.md): a
+(base, tuned) pair of checkpoints, a PEFT adapter (with or without its base), or every checkpoint
+of an artent training run. Each update ``Delta W``
 is profiled exactly (the factored path for LoRA-like and MPS adapters) and summarised by the
 valley metrics, with its random-matrix prediction stored beside it.
 """

@@ -1,4 +1,4 @@
-"""The no-hair comparison (METHOD.md section 5): different insides, the same attention outside?
+"""The no-hair comparison: different insides, the same attention outside? (docs/analyses.md)
 
 For the same input texts, models are compared pairwise (each fine-tuned model against every other
 and against the base):

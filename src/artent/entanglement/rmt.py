@@ -1,4 +1,4 @@
-"""Random-matrix baselines for entanglement profiles (``METHOD.md`` section 6).
+"""Random-matrix baselines for entanglement profiles (docs/method.md, "Random-matrix baselines").
 
 * :func:`page_entropy`, :func:`page_profile`: Page's mean entanglement of a Haar-random pure
   state, the curve a random dense matrix follows.
@@ -122,7 +122,7 @@ def random_lora_profile(
     the state is ``B' (I ⊗ A)`` with ``B'`` the ``L x K`` reshape of ``B``, ``K = (m/L) r``: its
     Schmidt weights are the spectrum of ``G W G^T`` with ``G = B'`` Gaussian and
     ``W = I ⊗ A A^T / n`` (spectral law ``MP(r/n)``, mean 1, variance ``r/n``). Without
-    ``W`` this is a random state on ``L x K``: Page's ``page_entropy(L, K)``, the ``METHOD.md``
+    ``W`` this is a random state on ``L x K``: Page's ``page_entropy(L, K)``, the docs/method.md
     rule. ``W`` adds noise: the nonzero spectrum, normalised to mean one, is the free product
     ``MP(K/L) ⊠ MP(r/n)``.
     For mean-one free variables the second moments combine as
@@ -140,7 +140,7 @@ def random_lora_profile(
     factor read at that bond, less the large-dimension effect of the other factor, whose
     ratio ``c = (r^2 - 1)/(r n + 1)`` (``r/n`` at large ``r``) is the exact variance of its
     trace-normalised spectrum, so that rank 1 (a product state) comes out exact.
-    ``approximation="second_order"`` is the plain ``METHOD.md`` rule: ``page_entropy(L, K)`` off
+    ``approximation="second_order"`` is the plain rule of docs/method.md: ``page_entropy(L, K)`` off
     the cut, ``ln r - r/(2m) - r/(2n)`` at the cut, and ``page_entropy(m, n)`` there when
     ``r >= min(m, n)``. Both are capped by the dense Page value at each bond and floored at 0.
     It is an approximation either way: a mean over factors, free probability past Page.

@@ -1,9 +1,10 @@
 """Weight updates ``Delta W``, from a (base, tuned) pair or from a saved PEFT adapter.
 
-METHOD.md section 3: ``Delta W = W_tuned - W_base`` per layer and module (``q_proj``, ``v_proj`` by
-default), or an adapter's own update without loading the base where that is possible. Each update
-comes as a :class:`Delta`; factored where the adapter is factored (LoRA, rsLoRA, AdaLoRA, VeRA, MPS:
-a :class:`~artent.entanglement.profile.LowRank`, never formed densely), else a dense tensor.
+docs/analyses.md, "Internal: weight updates" (the maths: docs/method.md): ``Delta W = W_tuned -
+W_base`` per layer and module (``q_proj``, ``v_proj`` by default), or an adapter's own update
+without loading the base where that is possible. Each update comes as a :class:`Delta`; factored
+where the adapter is factored (LoRA, rsLoRA, AdaLoRA, VeRA, MPS: a
+:class:`~artent.entanglement.profile.LowRank`, never formed densely), else a dense tensor.
 
 Updates are in the ``(out_features, in_features)`` layout of ``y = W x`` (peft's ``B @ A``). The
 adapter formulas replicate peft 0.21's ``get_delta_weight`` / merge for linear layers; the
