@@ -17,7 +17,7 @@ Both entry points check everything they can from the checkpoint headers before y
 (architectures, module names, shapes, the base being present where needed), then read and yield
 one module at a time, so memory stays at a few tensors whatever the model size.
 
-Modules: ``common`` (:class:`Delta`, tensor checks), ``select`` (``--modules`` / ``--layers``),
+Modules: ``common`` (:class:`Delta`, tensor checks), ``select`` (``modules=`` / ``layers=``),
 ``fused`` (aliases and fused q/k/v layouts), ``pairs`` (tuned - base), ``adapter`` (saved
 adapters) and the readers of each adapter family (``lora``, ``lycoris``, ``mps``).
 """

@@ -1,6 +1,6 @@
 """Fused query/key/value projections split into their blocks, and the names of q, k and v.
 
-``--modules q_proj,v_proj`` means the query and value updates on every architecture. Where a
+``modules=["q_proj", "v_proj"]`` means the query and value updates on every architecture. Where a
 model keeps them in modules of their own under other names (BERT's ``query`` / ``value``), those
 are the same modules (:data:`ALIASES`). Where one module computes all three, its update ``Delta W``
 (``out x in``, as ``B @ A``) is split by rows, using the model config's head counts:

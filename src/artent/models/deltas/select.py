@@ -1,4 +1,4 @@
-"""Which modules (and which blocks of fused projections) ``--modules`` and ``--layers`` choose."""
+"""Which modules (and which blocks of fused projections) ``modules=`` and ``layers=`` choose."""
 
 from __future__ import annotations
 
