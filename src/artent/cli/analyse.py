@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from artent import api
+from artent.analysis.internal import valley_table
 from artent.cli.app import Opt, UserError, app, console, err_console
 from artent.cli.flags import as_flags
 
@@ -54,8 +56,6 @@ def internal(
     intruder_eps: Annotated[float, Opt(help="intruder threshold on the largest |cos|")] = 0.5,
 ) -> None:
     """Entanglement profiles of weight updates: tuned - base, PEFT adapters, or training runs."""
-    from artent import api
-    from artent.analysis.internal import valley_table
 
     try:
         summary = api.internal(
@@ -163,7 +163,6 @@ def external(
     ] = 2**23,
 ) -> None:
     """Entanglement profiles of attention matrices, their Cardy fits and the random baseline."""
-    from artent import api
 
     try:
         result = api.external(
@@ -232,7 +231,6 @@ def nohair(
     label: Annotated[list[str] | None, Opt(help="a label per model, in order")] = None,
 ) -> None:
     """Pairwise no-hair comparison: internal vs external contrasts, attention-output distances."""
-    from artent import api
 
     try:
         pairs = api.nohair(

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from artent import __version__
 from artent.cli.flags import as_flags
 from artent.errors import one_line
 
@@ -50,8 +51,6 @@ Opt = typer.Option
 
 def _print_version(value: bool) -> None:
     if value:
-        from artent import __version__
-
         console.print(f"artent {__version__}", highlight=False)
         raise typer.Exit(0)
 

@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from artent.cli.app import Opt, UserError, app, console
+from artent.cli.app import Opt, UserError, app, console, err_console, report_errors
+from artent.data.formats import DataError
+from artent.entanglement import entanglement_profile
+from artent.entanglement.sites import ORDERS
+from artent.io import write_parquet
+from artent.models.tiny import ensure_tiny_model
+from artent.outdir import check_out_file
+from artent.progress import progress
+from artent.study import load_study_config, run_study
+from artent.sweep import load_sweep_spec, run_sweep
+from artent.training.config import make_config
 
 PROFILE_COLUMNS = ("tensor", "layer", "module", "bond", "entropy")
 #: more tensors than this: a progress line (a whole model's checkpoint)
@@ -18,6 +28,7 @@ PROGRESS_FROM = 8
 def _adapter_updates(path: Path, tensor: list[str] | None, allow_pickle: bool):
     """``(name, layer, module, update)`` of each adapted module of an adapter folder: the merged
     update (``scale * B @ A`` and the like), never ``lora_A`` and ``lora_B`` apart."""
+    # lazy: importing it imports torch (seconds), which `artent --help` need not
     from artent.models.adapter_check import read_adapter_config
     from artent.models.deltas import deltas_from_adapter
 
@@ -33,8 +44,6 @@ def _adapter_updates(path: Path, tensor: list[str] | None, allow_pickle: bool):
     if zero and len(zero) == len(deltas):
         raise UserError(f"{path}: every adapted module's update is zero (B = 0 at initialisation)")
     if zero:
-        from artent.cli.app import err_console
-
         err_console.print(
             f"{len(zero)} module(s) have a zero update and no profile ({zero[0].name}, ...)",
             highlight=False,
@@ -45,6 +54,7 @@ def _adapter_updates(path: Path, tensor: list[str] | None, allow_pickle: bool):
 
 def _checkpoint_tensors(ckpt, path: Path, tensor: list[str] | None):
     """``(name, layer, module, reader)`` of the 2-D float tensors asked for (default: all)."""
+    # lazy: importing it imports torch (seconds), which `artent --help` need not
     from artent.models.checkpoints import parse_module_key
 
     missing = [n for n in tensor or [] if n not in ckpt]
@@ -91,13 +101,8 @@ def profile(
     """
     import pandas as pd
 
-    from artent.cli.app import err_console
-    from artent.entanglement import entanglement_profile
-    from artent.entanglement.sites import ORDERS
-    from artent.io import write_parquet
+    # lazy: importing it imports torch (seconds), which `artent --help` need not
     from artent.models.checkpoints import open_checkpoint
-    from artent.outdir import check_out_file
-    from artent.progress import progress
 
     if not path.exists():
         raise UserError(f"{path}: no such file")
@@ -184,7 +189,6 @@ def demo(
     ] = None,
 ) -> None:
     """The paper end to end, offline, on SmolLM2: fine-tune, analyse, report (report.html)."""
-    from artent.study import load_study_config, run_study
 
     try:
         cfg = load_study_config(
@@ -212,6 +216,7 @@ def report(
     ],
 ) -> None:
     """(Re)write the report.html of a study, sweep or internal-tables folder from its tables."""
+    # lazy: importing it imports pandas and matplotlib (seconds), which `artent --help` need not
     from artent.report import build_report
     from artent.report.tables import internal_folder
 
@@ -264,8 +269,7 @@ def train(
     force: Annotated[bool, Opt("--force", help="redo a finished run")] = False,
 ) -> None:
     """Fine-tune by FFT, LoRA or MPS adaptation; checkpoints, losses, config in the run folder."""
-    from artent.data.formats import DataError
-    from artent.training.config import make_config
+    # lazy: importing it imports torch (seconds), which `artent --help` need not
     from artent.training.loop import RunFinished
     from artent.training.loop import train as run_training
 
@@ -314,7 +318,6 @@ def pretrain(
     ] = None,
 ) -> None:
     """Pretrain the offline tiny LLaMA and its tokenizer (once; cached)."""
-    from artent.models.tiny import ensure_tiny_model
 
     console.print(f"tiny model: {ensure_tiny_model(cache)}")
 
@@ -327,7 +330,6 @@ def sweep(
     workers: Annotated[int, Opt(help="local processes / local Ray CPUs")] = 1,
 ) -> None:
     """A grid of training runs, each analysed; one table in OUT/sweep.parquet."""
-    from artent.sweep import load_sweep_spec, run_sweep
 
     try:
         table = run_sweep(load_sweep_spec(spec), out, ray=ray, workers=workers)
@@ -335,13 +337,12 @@ def sweep(
         raise UserError(str(e)) from None
     ok = int((table.status == "ok").sum())
     console.print(f"{ok}/{len(table)} points ok: {out / 'sweep.parquet'}")
+    # lazy: importing it imports pandas and matplotlib (seconds), which `artent --help` need not
     from artent.report import build_report
 
     console.print(f"report: {build_report(out).resolve()}")
     failed = table[table.status != "ok"]
     if len(failed):  # each failed point on its own line; the others' results are kept
-        from artent.cli.app import report_errors
-
         report_errors(
             [f"sweep point {row.name}: {row.error}" for row in failed.itertuples()]
             + [f"{len(failed)} of {len(table)} sweep points failed; rerun to retry them"]

@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 
 from artent.entanglement.fits import fit_cardy
-from artent.entanglement.page import _as_dim, _as_dims, page_entropy, page_profile
+from artent.entanglement.page import as_dim, as_dims, page_entropy, page_profile
 from artent.entanglement.profile import LowRank, entanglement_profile
 
 __all__ = [
@@ -167,9 +167,9 @@ def random_lora_profile(
     Returns:
         ``N - 1`` mean entropies in nats (``N = len(row_dims) + len(col_dims)``).
     """
-    rows = _as_dims(row_dims, "row_dims")
-    cols = _as_dims(col_dims, "col_dims")
-    r = _as_dim(rank, "rank")
+    rows = as_dims(row_dims, "row_dims")
+    cols = as_dims(col_dims, "col_dims")
+    r = as_dim(rank, "rank")
     if approximation not in LORA_APPROXIMATIONS:
         raise ValueError(
             f"approximation: expected one of {LORA_APPROXIMATIONS}, got {approximation!r}"
@@ -217,10 +217,10 @@ def sample_random_lora_profile(
         ``(mean, std)`` over the samples at every bond, in nats; ``std`` uses ``ddof=1``
         (zeros when ``samples == 1``).
     """
-    rows = _as_dims(row_dims, "row_dims")
-    cols = _as_dims(col_dims, "col_dims")
-    r = _as_dim(rank, "rank")
-    n_samples = _as_dim(samples, "samples")
+    rows = as_dims(row_dims, "row_dims")
+    cols = as_dims(col_dims, "col_dims")
+    r = as_dim(rank, "rank")
+    n_samples = as_dim(samples, "samples")
     m, n = math.prod(rows), math.prod(cols)
     rng = np.random.default_rng(seed)
     profiles = np.array(
@@ -250,7 +250,7 @@ def random_attention(
     Returns:
         ``T x T`` float64 array whose rows sum to one.
     """
-    t = _as_dim(T, "T")
+    t = as_dim(T, "T")
     b = _check_beta(beta)
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
@@ -348,11 +348,11 @@ def random_attention_profile(
     """
     if encoding not in ENCODINGS:
         raise ValueError(f"encoding: expected one of {ENCODINGS}, got {encoding!r}")
-    t = _as_dim(T, "T")
+    t = as_dim(T, "T")
     if t < 4:
         raise ValueError(f"T: need a sequence length >= 4, got {T!r}")
     b = _check_beta(beta)
-    n_samples = _as_dim(samples, "samples")
+    n_samples = as_dim(samples, "samples")
     rng = np.random.default_rng(seed)
     profiles = []
     for _ in range(n_samples):

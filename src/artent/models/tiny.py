@@ -165,7 +165,7 @@ def _pretrain_into(folder: Path, cfg: TinyPretrainConfig, progress: bool) -> dic
     import transformers
     from transformers import LlamaForCausalLM
 
-    import artent
+    import artent  # for __version__; lazy: the package's __init__ imports the whole API
 
     started = time.perf_counter()
     docs = pretraining_corpus(cfg.n_documents, seed=cfg.seed)

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from artent.models.size_check import human_bytes as _human
-from artent.models.size_check import machine_memory
+from artent.models.size_check import human_bytes, machine_memory
 from artent.training.config import TrainConfig
 
 __all__ = ["check_sizes", "machine_memory", "trainable_parameters"]
@@ -99,6 +98,6 @@ def check_sizes(
             continue
         what, (biggest, options) = max(parts.items(), key=lambda kv: kv[1][0])
         raise ValueError(
-            f"the run needs at least {_human(need)} of memory on {where} ({what}: "
-            f"{_human(biggest)}), more than its {_human(have)}; lower {options}"
+            f"the run needs at least {human_bytes(need)} of memory on {where} ({what}: "
+            f"{human_bytes(biggest)}), more than its {human_bytes(have)}; lower {options}"
         )
