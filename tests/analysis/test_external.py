@@ -15,6 +15,7 @@ from artent.data.corpus import corpus_windows
 from artent.entanglement import compare_laws, entanglement_profile, fit_cardy
 from artent.entanglement.rmt import random_attention, random_attention_profile
 from artent.models.attention import attention_maps
+from tiny_families import tiny_llama
 
 WORDS = [f"w{i}" for i in range(60)]
 SEQ = 16
@@ -33,19 +34,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def model():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=128,
-        vocab_size=128,
-        initializer_range=0.2,
-    )
-    torch.manual_seed(0)
-    return LlamaForCausalLM(config).eval()
+    return tiny_llama(0, eval=True, initializer_range=0.2)
 
 
 @pytest.fixture(scope="module")

@@ -14,23 +14,19 @@ import torch
 from artent.analysis.nohair import js_divergence_rows
 from artent.analysis.nohair_outputs import compare_outputs
 from artent.models.attention import attention_outputs
+from tiny_families import tiny_llama
 
 
 def llama(layers: int, seed: int, hidden: int = 32):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
+    return tiny_llama(
+        seed,
+        eval=True,
         hidden_size=hidden,
         num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
         intermediate_size=64,
-        vocab_size=128,
         max_position_embeddings=256,
         initializer_range=0.2,
     )
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(config).eval()
 
 
 def stacked_distances(a, b) -> tuple[float, float]:
