@@ -160,13 +160,6 @@ def pretrain_tiny(
 
 
 def _pretrain_into(folder: Path, cfg: TinyPretrainConfig, progress: bool) -> dict:
-    import tokenizers
-    import torch
-    import transformers
-    from transformers import LlamaForCausalLM
-
-    import artent  # for __version__; lazy: the package's __init__ imports the whole API
-
     started = time.perf_counter()
     docs = pretraining_corpus(cfg.n_documents, seed=cfg.seed)
     n_heldout = max(1, round(cfg.heldout_fraction * len(docs)))
@@ -174,6 +167,43 @@ def _pretrain_into(folder: Path, cfg: TinyPretrainConfig, progress: bool) -> dic
     tokenizer = train_tokenizer(train_docs, cfg.vocab_size)
     train_blocks = _pack(tokenizer, train_docs, cfg.seq_len)
     heldout_blocks = _pack(tokenizer, heldout_docs, cfg.seq_len)
+    model = _new_model(cfg, tokenizer)
+    eval_batch = 4 * cfg.batch_size
+    initial_heldout = _mean_loss(model, heldout_blocks, eval_batch)
+    curve = _pretrain_loop(model, train_blocks, cfg, progress)
+    train_eval = train_blocks[: len(heldout_blocks)]
+    record = {
+        **_provenance(cfg),
+        "corpus": {
+            "documents": len(docs),
+            "train_documents": len(train_docs),
+            "heldout_documents": len(heldout_docs),
+            "train_tokens": train_blocks.numel(),
+            "heldout_tokens": heldout_blocks.numel(),
+        },
+        "vocab_size": len(tokenizer),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "losses": {
+            "unit": "nats per predicted token",
+            "ln_vocab": math.log(len(tokenizer)),
+            "unigram_heldout": _unigram_loss(train_blocks, heldout_blocks, len(tokenizer)),
+            "initial_heldout": initial_heldout,
+            "final_train": _mean_loss(model, train_eval, eval_batch),
+            "final_heldout": _mean_loss(model, heldout_blocks, eval_batch),
+        },
+        "train_loss_ema_curve": curve,  # [step, running mean (EMA 0.95)]
+    }
+    _save(folder, model, tokenizer, progress)
+    record["wall_time_s"] = round(time.perf_counter() - started, 2)
+    (folder / PRETRAIN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _new_model(cfg: TinyPretrainConfig, tokenizer):
+    """The untrained tiny LLaMA (float32, seeded), stopping generation at an assistant turn's
+    end as well as at EOS."""
+    import torch
+    from transformers import LlamaForCausalLM
 
     torch.manual_seed(cfg.seed)
     config = tiny_llama_config(
@@ -184,12 +214,16 @@ def _pretrain_into(folder: Path, cfg: TinyPretrainConfig, progress: bool) -> dic
         **cfg.model_options(),
     )
     model = LlamaForCausalLM(config).float()
-    # Generation stops at the end of an assistant turn as well as at EOS.
     end_id = tokenizer.convert_tokens_to_ids(template.END)
     model.generation_config.eos_token_id = [tokenizer.eos_token_id, end_id]
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    eval_batch = 4 * cfg.batch_size
-    initial_heldout = _mean_loss(model, heldout_blocks, eval_batch)
+    return model
+
+
+def _pretrain_loop(model, train_blocks, cfg: TinyPretrainConfig, progress: bool) -> list:
+    """AdamW on shuffled packed blocks, on the shared schedule (:func:`_lr_factor`); returns the
+    running training loss every 10 steps, ``[step, EMA 0.95]``. Leaves the model in eval mode."""
+    import torch
 
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]  # norms are not decayed
@@ -224,9 +258,18 @@ def _pretrain_into(folder: Path, cfg: TinyPretrainConfig, progress: bool) -> dic
             curve.append([step + 1, round(running, 4)])
     bar.close()
     model.eval()
+    return curve
 
-    train_eval = train_blocks[: len(heldout_blocks)]
-    record = {
+
+def _provenance(cfg: TinyPretrainConfig) -> dict:
+    """What the cached model was made from: its options, seed, cache key and library versions."""
+    import tokenizers
+    import torch
+    import transformers
+
+    import artent  # for __version__; lazy: the package's __init__ imports the whole API
+
+    return {
         "name": TINY_MODEL_NAME,
         "config": dataclasses.asdict(cfg),
         "seed": cfg.seed,
@@ -239,28 +282,14 @@ def _pretrain_into(folder: Path, cfg: TinyPretrainConfig, progress: bool) -> dic
             "tokenizers": tokenizers.__version__,
             "python": platform.python_version(),
         },
-        "corpus": {
-            "documents": len(docs),
-            "train_documents": len(train_docs),
-            "heldout_documents": len(heldout_docs),
-            "train_tokens": train_blocks.numel(),
-            "heldout_tokens": heldout_blocks.numel(),
-        },
-        "vocab_size": len(tokenizer),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "losses": {
-            "unit": "nats per predicted token",
-            "ln_vocab": math.log(len(tokenizer)),
-            "unigram_heldout": _unigram_loss(train_blocks, heldout_blocks, len(tokenizer)),
-            "initial_heldout": initial_heldout,
-            "final_train": _mean_loss(model, train_eval, eval_batch),
-            "final_heldout": _mean_loss(model, heldout_blocks, eval_batch),
-        },
-        "train_loss_ema_curve": curve,  # [step, running mean (EMA 0.95)]
     }
-    folder.mkdir(parents=True)
+
+
+def _save(folder: Path, model, tokenizer, progress: bool) -> None:
+    """The model and tokenizer into ``folder`` (made here), readable by others."""
     from transformers.utils import logging as hf_logging
 
+    folder.mkdir(parents=True)
     bars_were_on = hf_logging.is_progress_bar_enabled()
     if not progress:  # transformers shows its own "Writing model shards" bar
         hf_logging.disable_progress_bar()
@@ -271,9 +300,6 @@ def _pretrain_into(folder: Path, cfg: TinyPretrainConfig, progress: bool) -> dic
             hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(folder)
     umask_permissions(folder)  # save_pretrained writes the weights 0600
-    record["wall_time_s"] = round(time.perf_counter() - started, 2)
-    (folder / PRETRAIN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-    return record
 
 
 def tiny_model_path(cache_dir: str | os.PathLike | None = None, **pretrain_options) -> Path:
