@@ -13,16 +13,10 @@ from safetensors.torch import load_file, save_file
 
 from artent.entanglement.profile import LowRank
 from artent.models.checkpoints import CheckpointError
-from artent.models.deltas import Delta, count_deltas, deltas_from_adapter, deltas_from_pair
+from artent.models.deltas import count_deltas, deltas_from_adapter, deltas_from_pair
+from peft_kinds import QV, adapter_config, dense
 
 N_LAYERS = 2
-QV = ("q_proj", "v_proj")
-
-
-def dense(delta: Delta) -> np.ndarray:
-    if isinstance(delta.update, LowRank):
-        return delta.update.to_dense()
-    return delta.update.double().numpy()
 
 
 def weight(state_dict, name: str) -> np.ndarray:
@@ -140,41 +134,11 @@ def test_pair_nan_names_the_tensor(tmp_path, base_dir, base_model):
 # ----- adapters --------------------------------------------------------------------------------
 
 
-def _adapter_config(kind: str):
-    import peft
-
-    import artent.adapters.mps as mps
-
-    qv = list(QV)
-    return {
-        "lora": lambda: peft.LoraConfig(r=4, lora_alpha=8, target_modules=qv),
-        "lora_patterns": lambda: peft.LoraConfig(
-            r=4,
-            lora_alpha=8,
-            target_modules=qv,
-            rank_pattern={"v_proj": 2},
-            alpha_pattern={"layers.1.self_attn.q_proj": 3},
-        ),
-        "rslora": lambda: peft.LoraConfig(r=4, lora_alpha=8, use_rslora=True, target_modules=qv),
-        "dora": lambda: peft.LoraConfig(r=4, lora_alpha=8, use_dora=True, target_modules=qv),
-        "loha": lambda: peft.LoHaConfig(r=4, alpha=8, target_modules=qv),
-        "lokr": lambda: peft.LoKrConfig(r=4, alpha=8, target_modules=qv),
-        "lokr_decomposed": lambda: peft.LoKrConfig(
-            r=2, alpha=3, decompose_both=True, decompose_factor=4, target_modules=qv
-        ),
-        "vera": lambda: peft.VeraConfig(r=4, target_modules=qv, save_projection=True),
-        "adalora": lambda: peft.AdaLoraConfig(
-            init_r=6, target_r=4, total_step=10, target_modules=qv
-        ),
-        "mps": lambda: mps.MPSConfig(r=4, chi=2, alpha=6.0),
-    }[kind]()
-
-
 def _build_adapter(base_model, kind, folder, *, randomise=True, seed=0, **save_kwargs):
     """Save a peft adapter of ``kind`` (all adapter weights perturbed) and return peft's merge."""
     import peft
 
-    model = peft.get_peft_model(copy.deepcopy(base_model), _adapter_config(kind))
+    model = peft.get_peft_model(copy.deepcopy(base_model), adapter_config(kind))
     if randomise:
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
@@ -237,7 +201,7 @@ def test_adalora_pruned_by_rank_pattern(tmp_path, base_model, base_dir):
     """AdaLoRA saves only the kept triplets; peft still divides by init_r (ranknum)."""
     import peft
 
-    model = peft.get_peft_model(copy.deepcopy(base_model), _adapter_config("adalora"))
+    model = peft.get_peft_model(copy.deepcopy(base_model), adapter_config("adalora"))
     with torch.no_grad():
         for param in model.parameters():
             if param.requires_grad:
