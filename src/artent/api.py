@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from artent.arguments import _names, parse_layers  # light: imports nothing heavy
 from artent.results import External, Internal, NoHair
+from artent.validation import resolve_device
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -268,7 +269,6 @@ def external(
     from artent.arguments import check_texts, checked, labelled_paths, path_or_model
     from artent.inputs import external_jobs, labelled
     from artent.models.loading import check_adapter_on, load_for_forward
-    from artent.validation import resolve_device
 
     texts = check_texts(texts)
     models = [] if model is None else list(model) if isinstance(model, list | tuple) else [model]
