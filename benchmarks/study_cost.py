@@ -18,6 +18,16 @@ hundred sequences: left out (seconds on a GPU).
     python benchmarks/study_cost.py configs/paper-llama-3.1-8b.yaml --calibrate runs/cal-*
     python benchmarks/study_cost.py configs/tiny-demo.yaml --calibrate runs/demo/runs/tulu-lora-r8
 
+``--whole-model JSON`` (what ``benchmarks/whole_model.py --json-out`` wrote) adds the 8B cost
+table: the measured per-layer figures of ``--modules all`` on a LLaMA-3.1-8B-shaped bf16 pair
+(with and without the intruder count) and of a rank-16 q/v adapter (timed here, with and
+without its base weights), extrapolated to the 32 layers of an 8B model; peak memory does not
+grow with the layers (tensors are read one at a time). The GPU column is the H200 run of
+``benchmarks/gpu_suite.py`` recorded in docs/benchmarks.md (2026-11-29), where it was measured.
+
+    python benchmarks/whole_model.py --only 8b --layers 1 --json-out whole_model.json
+    python benchmarks/study_cost.py configs/paper-llama-3.1-8b.yaml --whole-model whole_model.json
+
 Checked on the tiny demo (docs/cluster.md): priced from its ``tulu-lora-r8`` run alone, the
 estimate of the whole demo's training time is compared with the times ``study.json`` recorded.
 """
@@ -32,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from artent import LowRank, entanglement_profile
-from artent.study import load_study_config
+from artent.pipelines.study_config import load_study_config
 
 # Architectures of the paper's models (from their published config.json): parameters, layers,
 # hidden size, q_proj and v_proj shapes (out x in).
@@ -76,6 +86,69 @@ def profile_seconds(shape: tuple[int, int], rank: int | None, device: str | None
     return time.perf_counter() - t0
 
 
+#: Measured on one NVIDIA H200 with 16 CPU cores (benchmarks/gpu_suite.py, 2026-11-29,
+#: docs/benchmarks.md): seconds for 2 LLaMA-3.1-8B-shaped layers (--modules all, bf16, before
+#: the intruder count existed) and for a whole rank-16 q/v adapter (64 updates).
+GPU_MEASURED = dict(pair_2_layers=5.14, adapter_64_updates=1.465, when="2026-11-29, H200")
+
+
+def adapter_layer_seconds(rank: int = 16, with_base: bool = False) -> float:
+    """One 8B layer of a q/v LoRA adapter through ``analyse_delta``, timed here (numpy, CPU)."""
+    import torch
+
+    from artent.analysis.internal import InternalConfig, analyse_delta
+    from artent.models.deltas import Delta
+
+    rng = np.random.default_rng(0)
+    cfg = InternalConfig(intruder_k=10 if with_base else 0)
+    total = 0.0
+    for name, (m, n) in (("q_proj", MODELS["meta-llama/Llama-3.1-8B"]["q"]),
+                         ("v_proj", MODELS["meta-llama/Llama-3.1-8B"]["v"])):  # fmt: skip
+        B = torch.tensor(rng.standard_normal((m, rank)), dtype=torch.float32)
+        A = torch.tensor(rng.standard_normal((rank, n)), dtype=torch.float32)
+        base = torch.randn(m, n).to(torch.bfloat16).float() if with_base else None
+        delta = Delta(name=f"model.layers.0.self_attn.{name}", layer=0, module=name,
+                      update=LowRank(B, A), rows=m, cols=n, rank=rank, kind="lora",
+                      is_zero=False, base=base)  # fmt: skip
+        t0 = time.perf_counter()
+        analyse_delta(delta, cfg)
+        total += time.perf_counter() - t0
+    return total
+
+
+def internal_8b_table(path: Path) -> None:
+    """The 8B cost table from whole_model.py's figures and the adapter timed here."""
+    figures = json.loads(path.read_text())
+    pair = figures.get("llama8b")
+    if pair is None:
+        raise SystemExit(f"{path}: no full-size 8B figures (run whole_model.py --only 8b)")
+    layers = MODELS["meta-llama/Llama-3.1-8B"]["layers"]
+    per = pair["layers"]
+    gib = 1 << 30
+    cores = figures.get("machine", {}).get("cores", "?")
+    print(f"\n8B internal analysis ({cores} cores here; the GPU where measured)")
+    heads = ("work", "per layer s", "32 layers", "peak GiB", "GPU 32 layers")
+    print(f"{heads[0]:46s} {heads[1]:>11s} {heads[2]:>10s} {heads[3]:>9s} {heads[4]:>14s}")
+    gpu_pair = GPU_MEASURED["pair_2_layers"] / 2 * layers
+    for key, what in (("intruder_k=0", "pair, --modules all, no intruder count"),
+                      ("intruder_k=10", "pair, --modules all, with intruders")):  # fmt: skip
+        row = pair[key]
+        gpu = f"{gpu_pair / 60:.1f} min" if key == "intruder_k=0" else "not measured"
+        print(f"{what:46s} {row['wall'] / per:11.1f} {row['wall'] / per * layers / 60:8.1f} m "
+              f"{row['peak'] / gib:9.2f} {gpu:>14s}")  # fmt: skip
+    print(f"{'  floor: eigvalsh at the cut':46s} {pair['floor'] / per:11.1f} "
+          f"{pair['floor'] / per * layers / 60:8.1f} m")  # fmt: skip
+    print(f"{'  floor: Grams at the balanced bonds':46s} {pair['profile_floor'] / per:11.1f} "
+          f"{pair['profile_floor'] / per * layers / 60:8.1f} m")  # fmt: skip
+    for with_base in (False, True):
+        t = adapter_layer_seconds(with_base=with_base)
+        what = "adapter r=16 q/v" + (", with --base (intruders)" if with_base else "")
+        gpu = f"{GPU_MEASURED['adapter_64_updates']:.1f} s" if not with_base else "not measured"
+        print(f"{what:46s} {t:11.2f} {t * layers / 60:8.1f} m {'':>9s} {gpu:>14s}")
+    print(f"(GPU figures: {GPU_MEASURED['when']}; per-layer CPU figures measured, 32 layers "
+          "extrapolated)")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -87,6 +160,7 @@ def main() -> None:
         "--mfu", type=float, default=0.35, help="assumed utilisation without --calibrate"
     )
     ap.add_argument("--device", default=None, help="where to time the profiles (cpu, cuda)")
+    ap.add_argument("--whole-model", type=Path, help="whole_model.py --json-out figures: 8B table")
     args = ap.parse_args()
 
     cfg = load_study_config(args.config)
@@ -141,6 +215,8 @@ def main() -> None:
         f"factored (rank {max(cfg.ranks)}) {lowrank:.3g} s per layer; {checkpoints} checkpoints x "
         f"{arch['layers']} layers: {analysis / 3600:.3g} hours ({analysis:.0f} s)"
     )
+    if args.whole_model:
+        internal_8b_table(args.whole_model)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from artent.study import QUICK_TINY  # the package's small tiny preset (artent demo --quick)
-from artent.sweep import SweepSpec, run_sweep
+# the package's small tiny preset (artent demo --quick)
+from artent.pipelines.study_config import QUICK_TINY
+from artent.pipelines.sweep import SweepSpec, run_sweep
 
 
 def timed(spec: SweepSpec, out: Path, **kwargs) -> float:

@@ -13,7 +13,7 @@ from artent.cli import main as cli_main
 @pytest.fixture(scope="module")
 def quick_study(artent_cache, tmp_path_factory):
     """Run the quick study once, interrupted after training and resumed."""
-    import artent.study as study
+    import artent.pipelines.study as study
 
     out = tmp_path_factory.mktemp("study") / "demo"
     real = study._stage
@@ -82,7 +82,7 @@ def test_demo_refuses_a_folder_with_another_config(quick_study, capsys):
 
 
 def test_study_precision_reaches_every_run_and_is_validated():
-    from artent.study import StudyConfig
+    from artent.pipelines.study_config import StudyConfig
 
     assert all(r["precision"] == "bf16" for r in StudyConfig(precision="bf16").runs())
     assert all("precision" not in r for r in StudyConfig().runs())  # fp32: the runs' default

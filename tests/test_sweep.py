@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artent.sweep import SweepSpec, expand, load_sweep_spec, run_sweep
+from artent.pipelines.sweep import SweepSpec, expand, load_sweep_spec, run_sweep
 
 GRID = {"rank": [2, 4], "lr": [3e-3, 6e-3]}
 

@@ -19,15 +19,27 @@ of the wrong type is a ``TypeError`` naming it (:mod:`artent.arguments`), before
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from artent.arguments import _names, parse_layers  # light: imports nothing heavy
+# light: these import nothing heavy; the analyses (numpy, torch) are imported in each function,
+# so that `import artent` stays light
+from artent.arguments import (
+    check_texts,
+    checked,
+    labelled_paths,
+    name_list,
+    parse_layers,
+    path_list,
+    path_or_model,
+)
+from artent.folders.claim import check_out, claim_out
+from artent.folders.records import write_run_record
+from artent.inputs import external_jobs, internal_sources, labelled
+from artent.models.loading import check_adapter_on
 from artent.results import External, Internal, NoHair
 from artent.validation import resolve_device
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = ["External", "Internal", "NoHair", "external", "internal", "nohair", "read_texts"]
 
@@ -55,28 +67,11 @@ def read_texts(texts: PathLike | Sequence[str]):
 
 
 #: what each analysis writes into ``out`` (besides run.json)
-WRITES = {
-    "internal": ("internal.parquet", "internal_summary.parquet", "internal.png"),
-    "external": (
-        *(f"{name}.parquet" for name in External._fields),
-        "external.png",
-        "models.png",
-    ),
-    "nohair": (
-        "nohair.parquet",
-        "nohair_internal.parquet",
-        "nohair_external.parquet",
-        "nohair.png",
-    ),
-}
+WRITES = {"internal": Internal.writes(), "external": External.writes(), "nohair": NoHair.writes()}
 
 
 def _claim(out: PathLike | None, command: str, inputs: Iterable[Any]):
-    """The locked output folder of an analysis (see :mod:`artent.outdir`); a no-op without out."""
-    from contextlib import nullcontext
-
-    from artent.outdir import claim_out
-
+    """The locked output folder of an analysis (:mod:`artent.folders.claim`); none without out."""
     if out is None:
         return nullcontext()
     return claim_out(out, command, inputs=inputs, writes=WRITES[command])
@@ -84,23 +79,12 @@ def _claim(out: PathLike | None, command: str, inputs: Iterable[Any]):
 
 def _check_out(out: PathLike | None, command: str, inputs: Iterable[Any]) -> None:
     """Refuse a bad ``out`` before any work (the claim checks again when it takes the folder)."""
-    from artent.outdir import check_out
-
     if out is not None:
         check_out(out, command, inputs=inputs, writes=WRITES[command])
 
 
 def _text_inputs(texts: PathLike | Sequence[str]) -> list[PathLike]:
     return [texts] if isinstance(texts, str | Path) else []
-
-
-def _write(out: PathLike, tables: dict[str, pd.DataFrame]) -> Path:
-    from artent.io import write_parquet
-
-    out = Path(out)
-    for name, frame in tables.items():
-        write_parquet(out / f"{name}.parquet", frame)
-    return out
 
 
 # ----- the analyses -------------------------------------------------------------------------------
@@ -159,8 +143,6 @@ def internal(
         progress: show a progress bar.
     """
     from artent.analysis.internal import InternalConfig, run_internal
-    from artent.arguments import checked, labelled_paths, path_or_model
-    from artent.inputs import internal_sources, labelled
 
     for name, value in (("base", base), ("tuned", tuned)):
         path_or_model(value, name)
@@ -175,7 +157,7 @@ def internal(
     inputs = [p for p in paths if isinstance(p, str | Path)]
     _check_out(out, "internal", inputs)
     cfg = InternalConfig(
-        modules=_names(modules, "modules="),
+        modules=name_list(modules, "modules="),
         layers=parse_layers(layers),
         k=k,
         order=order,
@@ -200,10 +182,7 @@ def internal(
     with _claim(out, "internal", inputs) as claim:
         result = Internal(*run_internal(sources, cfg, progress=progress))
         if out is not None:
-            from artent.io import write_run_record
-
-            folder = _write(out, result.tables())
-            result.plot(folder / "internal.png")
+            folder = result.save(out, plot=True)
             record = [{k: v for k, v in s.__dict__.items() if k != "deltas"} for s in sources]
             write_run_record(folder, "internal", dict(cfg.__dict__, sources=record))
             claim.commit()
@@ -262,16 +241,49 @@ def external(
         profile_chunk_elements: map elements profiled at a time (bounds memory at long ``T``;
             the tables do not depend on it).
     """
-    import pandas as pd
-
-    from artent.analysis.external import ExternalConfig, run_external
-    from artent.analysis.external.measure import window_frames
-    from artent.arguments import check_texts, checked, labelled_paths, path_or_model
-    from artent.inputs import external_jobs, labelled
-    from artent.models.loading import check_adapter_on, load_for_forward
+    from artent.analysis.external import ExternalConfig
 
     texts = check_texts(texts)
     models = [] if model is None else list(model) if isinstance(model, list | tuple) else [model]
+    inputs = _external_inputs(
+        models, texts, adapter, run, out, encodings, orders, allow_pickle, progress
+    )
+    _check_out(out, "external", inputs)
+    corpus = read_texts(texts)
+    resolve_device(device, "device=")  # a device that is not there is refused before any work
+    cfg = ExternalConfig(
+        seq_len=seq_len,
+        n_texts=n_texts,
+        encodings=tuple(name_list(encodings, "encodings=")),
+        orders=tuple(name_list(orders, "orders=")),
+        window_start=window_start,
+        profile_chunk_elements=profile_chunk_elements,
+    )
+    jobs, frames = _external_jobs(
+        model, adapter, run, tokenizer, label, cfg, allow_pickle=allow_pickle
+    )
+    with _claim(out, "external", inputs) as claim:
+        result = _measure_external(jobs, corpus, cfg, device, allow_pickle, progress, notify)
+        if out is not None:
+            folder = result.save(out, plot=True)
+            if len(models) > 1:
+                result.compare(folder / External.FIGURES[1])
+            record = dict(
+                cfg.__dict__,
+                texts=corpus.source,
+                device=device,
+                jobs=[(j[0], j[1], j[3]) for j in jobs],
+                window_frames=frames,
+            )
+            write_run_record(folder, "external", record)
+            claim.commit()
+    return result
+
+
+def _external_inputs(models, texts, adapter, run, out, encodings, orders, allow_pickle, progress):
+    """The arguments of :func:`external` checked (a TypeError naming one of the wrong type);
+    the local paths it reads."""
+
     for i, one in enumerate(models):
         path_or_model(one, "model" if len(models) == 1 else f"model[{i}]")
     labelled_paths(run, "run")
@@ -281,18 +293,15 @@ def external(
         flags=dict(allow_pickle=allow_pickle, progress=progress),
     )
     named = [*models, adapter, *(r for _, r in labelled(run)), *_text_inputs(texts)]
-    inputs = [p for p in named if isinstance(p, str | Path)]
-    _check_out(out, "external", inputs)
-    corpus = read_texts(texts)
-    resolve_device(device, "device=")  # a device that is not there is refused before any work
-    cfg = ExternalConfig(
-        seq_len=seq_len,
-        n_texts=n_texts,
-        encodings=tuple(_names(encodings, "encodings=")),
-        orders=tuple(_names(orders, "orders=")),
-        window_start=window_start,
-        profile_chunk_elements=profile_chunk_elements,
-    )
+    return [p for p in named if isinstance(p, str | Path)]
+
+
+def _external_jobs(model, adapter, run, tokenizer, label, cfg, *, allow_pickle):
+    """The jobs of :func:`external` (:func:`artent.inputs.external_jobs`), every adapter checked
+    on its base and every model's window frame read off its tokenizer before any model loads
+    (a model in memory: the tokenizer given with it); ``(jobs, frames)``."""
+    from artent.analysis.external.jobs import window_frames
+
     jobs = external_jobs(
         model=model,
         adapter=adapter,
@@ -301,51 +310,33 @@ def external(
         label=label,
         allow_pickle=allow_pickle,
     )
-    for _, _, spec, _ in jobs:  # every pair is checked before any model is loaded
+    for _, _, spec, _ in jobs:
         if spec.get("adapter"):
             check_adapter_on(spec["adapter"], spec["base"], allow_pickle=allow_pickle)
-    # each model's window frame, read off its tokenizer before any model is loaded (a model in
-    # memory: the tokenizer given with it)
     frames = window_frames(
         [spec["base"] for _, _, spec, _ in jobs if "base" in spec],
         cfg.window_start,
         loaded={lab: spec["loaded"][1] for lab, _, spec, _ in jobs if "loaded" in spec},
     )
-    # the model column: the base model's name (a model in memory: its label)
-    model_names = {lab: spec.get("base", lab) for lab, _, spec, _ in jobs}
-    with _claim(out, "external", inputs) as claim:
-        parts: dict[str, list] = {}
-        for lab, step, spec, source in jobs:
-            if "loaded" in spec:
-                m, tok = spec["loaded"]
-            else:
-                m, tok = load_for_forward(**spec, device=device, allow_pickle=allow_pickle)
-            what = f"attention of {lab}" + (f" step {step}" if step is not None else "")
-            with _status(what, progress):
-                tables = run_external(m, tok, corpus, cfg, step=step, label=lab, notify=notify)
-                for name, frame in tables.items():
-                    if "label" in frame:
-                        frame = frame.assign(source=source)
-                    parts.setdefault(name, []).append(frame.assign(model=model_names[lab]))
-        result = External(**{k: pd.concat(parts[k], ignore_index=True) for k in External._fields})
-        if out is not None:
-            from artent.io import write_run_record
+    return jobs, frames
 
-            folder = _write(out, result.tables())
-            result.plot(folder / "external.png")
-            if len(models) > 1:
-                result.compare(folder / "models.png")
-            jobs_done = [(j[0], j[1], j[3]) for j in jobs]
-            record = dict(
-                cfg.__dict__,
-                texts=corpus.source,
-                device=device,
-                jobs=jobs_done,
-                window_frames=frames,
-            )
-            write_run_record(folder, "external", record)
-            claim.commit()
-    return result
+
+def _measure_external(jobs, corpus, cfg, device, allow_pickle, progress, notify) -> External:
+    """Every job measured into one :class:`External` (the ``model`` column: the base model's
+    name; a model in memory: its label)."""
+    from artent.analysis.external.jobs import measure_jobs
+
+    tables = measure_jobs(
+        jobs,
+        corpus,
+        cfg,
+        model_names={lab: spec.get("base", lab) for lab, _, spec, _ in jobs},
+        device=device,
+        allow_pickle=allow_pickle,
+        progress=progress,
+        notify=notify,
+    )
+    return External(**{name: tables[name] for name in External._fields})
 
 
 def nohair(
@@ -385,11 +376,7 @@ def nohair(
         window_start: how each window starts (``"model"``, ``"bos"``, ``"none"``; as
             :func:`external`); each model's windows are framed by its own tokenizer.
     """
-    from collections.abc import Mapping
-
     from artent.analysis.nohair import NoHairConfig, check_specs, resolve_specs, run_nohair
-    from artent.arguments import check_texts, checked, path_list
-    from artent.inputs import labelled
 
     if not isinstance(models, Mapping):
         path_list(models, "models")  # one string is a TypeError, never its characters
@@ -411,7 +398,7 @@ def nohair(
         seq_len=seq_len,
         n_texts=n_texts,
         device=device,
-        modules=_names(modules, "modules="),
+        modules=name_list(modules, "modules="),
         allow_pickle=allow_pickle,
         window_start=window_start,
     )
@@ -421,22 +408,8 @@ def nohair(
         tables = run_nohair(specs, corpus, cfg, notify=notify)
         result = NoHair(tables["pairs"], tables["internal"], tables["external"])
         if out is not None:
-            from artent.io import write_run_record
-
-            folder = _write(out, result.tables())
-            result.plot(folder / "nohair.png")
+            folder = result.save(out, plot=True)
             record = dict(cfg.__dict__, models=[s.__dict__ for s in specs])
             write_run_record(folder, "nohair", record)
             claim.commit()
     return result
-
-
-def _status(what: str, show: bool):
-    """A spinner naming the model being measured (a no-op unless ``show``)."""
-    from contextlib import nullcontext
-
-    if not show:
-        return nullcontext()
-    from rich.console import Console
-
-    return Console(stderr=True).status(what)

@@ -113,7 +113,7 @@ def checked(
 _PATHS, _NAMES = paths, names  # the keyword arguments of checked() shadow them
 
 
-def _names(value: str | Iterable[str], option: str) -> list[str]:
+def name_list(value: str | Iterable[str], option: str) -> list[str]:
     """``"q_proj,v_proj"`` or ``["q_proj", "v_proj"]`` as a list of names."""
     items = value.split(",") if isinstance(value, str) else list(value)
     names = [str(m).strip() for m in items if str(m).strip()]

@@ -1,6 +1,6 @@
 """The inputs of the analyses as the API takes them: labels, runs, hub ids, models in memory.
 
-:mod:`artent.api` hands what the user passed (paths, ``{label: path}`` mappings, ``--label``
+:mod:`artent.api` hands what the user passed (paths, ``{label: path}`` mappings, ``label=``
 names, hub ids, loaded models) to the functions here, which turn them into the sources of the
 internal analysis and the jobs of the external one, each with its unique label
 (:mod:`artent.analysis.labels`) and its step (:func:`artent.analysis.runs.checkpoint_step`).

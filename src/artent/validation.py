@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from artent.io import read_mapping
+from artent.folders.records import read_mapping
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
 DEVICE_CHOICES = "cpu, cuda, cuda:N, xpu or mps"

@@ -263,12 +263,15 @@ def test_small_memory_bounds_give_the_same_tables(
         batches.append(ids.shape[0])
         return original_read(model_, ids, on_layer, **kwargs)
 
+    from artent.analysis.external import baseline
+
     monkeypatch.setattr(measure, "batched_matrix_profiles", spy_profiles)
+    monkeypatch.setattr(baseline, "batched_matrix_profiles", spy_profiles)  # the baseline too
     monkeypatch.setattr(attention_module, "read_attention", spy_read)
     small = dataclasses.replace(  # 4 heads: 1 window a pass, one map a chunk
         cfg, max_map_elements=4 * SEQ * SEQ, profile_chunk_elements=SEQ * SEQ
     )
     got = run_external(model, tokenizer, texts, small, step=10, label="base")
     assert max(batches) == 1 and max(chunks) == SEQ * SEQ
-    for name in ("external", "external_summary", "scaling"):
+    for name in ("external", "external_summary", "scaling", "baseline", "scaling_baseline"):
         pd.testing.assert_frame_equal(got[name], tables[name], check_exact=False, atol=1e-12)

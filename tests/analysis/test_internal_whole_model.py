@@ -8,6 +8,8 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
+import rich.console
+import rich.progress
 import safetensors
 import safetensors.torch
 import torch
@@ -238,3 +240,29 @@ def test_gpu_suite_smoke_runs_on_the_cpu(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads((tmp_path / "gpu_suite.json").read_text())["results"]
     assert len(results) >= 8 and all(r["cpu_s"] > 0 and r["gpu_s"] > 0 for r in results)
+
+
+def test_a_progress_line_per_layer(pair):
+    # A plain line as each layer's last matrix is profiled (a log file shows nothing of the bar).
+    import io
+
+    base, tuned = pair[:2]
+    stream = io.StringIO()
+    console = rich.console.Console(file=stream, force_terminal=False, width=200)
+    original = rich.progress.Progress.__init__
+
+    def with_console(self, *args, **kwargs):
+        original(self, *args, **{**kwargs, "console": console})
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rich.progress.Progress, "__init__", with_console)
+        _, summary = run_internal(
+            [Source("tuned", None, "pair", str(tuned), str(base))],
+            InternalConfig(modules="all", workers=2),
+            progress=True,
+        )
+    lines = [line for line in stream.getvalue().splitlines() if " layer " in line]
+    per_layer = Counter(summary.layer)
+    assert len(lines) == LAYERS == len(per_layer)
+    for line, (layer, n) in zip(lines, sorted(per_layer.items()), strict=True):
+        assert line.startswith(f"tuned: layer {layer}: {n} matrices in ")

@@ -1,4 +1,4 @@
-"""The EntanglementCallback claims and locks its folder like every command (artent.outdir)."""
+"""The EntanglementCallback claims and locks its folder like every command (folders.claim)."""
 
 from __future__ import annotations
 

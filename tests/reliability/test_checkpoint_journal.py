@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file
 
 import artent
-from artent.outdir import LOCK_NAME, remove_stale_temporaries
+from artent.folders.claim import LOCK_NAME, remove_stale_temporaries
 
 STAGES = ("losses", "weights", "state", "rename", "prune")
 DRIVER = Path(__file__).with_name("kill_driver.py")
@@ -91,7 +91,7 @@ def test_stale_temporaries_are_removed_but_not_in_skipped_folders(tmp_path):
 
 
 def test_a_sweep_rerun_removes_what_a_killed_writer_left(small_tiny, small_chats, tmp_path):
-    from artent.sweep import SweepSpec, run_sweep
+    from artent.pipelines.sweep import SweepSpec, run_sweep
 
     base = dict(
         model=str(small_tiny),

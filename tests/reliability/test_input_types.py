@@ -202,7 +202,7 @@ def test_a_read_only_out(artent, lora_adapter, tmp_path, monkeypatch):
 
 
 def test_a_full_disk_leaves_no_partial_folder(artent, lora_adapter, tmp_path, monkeypatch):
-    import artent.io as io
+    import artent.folders.atomic as io
 
     real = io.write_parquet
     calls = {"n": 0}

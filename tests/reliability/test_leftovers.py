@@ -11,7 +11,7 @@ from reliability_helpers import one_line_error, train_args
 
 
 def test_a_refused_demo_leaves_nothing_and_a_retry_is_not_blocked(artent, tmp_path, monkeypatch):
-    import artent.study as study
+    import artent.pipelines.study as study
 
     config = tmp_path / "study.yaml"
     config.write_text("fft_lr: -1\n")  # a valid study option, an invalid run option
@@ -30,7 +30,7 @@ def test_a_refused_demo_leaves_nothing_and_a_retry_is_not_blocked(artent, tmp_pa
         seen.update(stale=stale.exists(), locked=(out_ / ".artent.lock").is_file())
         raise KeyboardInterrupt  # as if interrupted before any run had a checkpoint
 
-    monkeypatch.setattr(study, "_run_study", stages)
+    monkeypatch.setattr(study, "_make_study", stages)
     config.write_text("steps: 4\n")
     one_line_error(artent("demo", "--config", config, "--out", out), "interrupted", code=130)
     assert seen == {"stale": False, "locked": True}
@@ -50,7 +50,7 @@ def test_a_config_error_found_late_leaves_no_run_folder(artent, small_tiny, smal
 def test_a_full_disk_before_the_first_checkpoint_leaves_no_run_folder(
     artent, small_tiny, small_chats, tmp_path, monkeypatch, failing
 ):
-    import artent.io as io
+    import artent.folders.atomic as io
 
     real = io.atomic_path
 

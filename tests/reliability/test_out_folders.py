@@ -10,7 +10,7 @@ import torch
 from reliability_helpers import one_line_error, snapshot, train_args
 from safetensors.torch import save_file
 
-from artent.outdir import LOCK_NAME, claim_out
+from artent.folders.claim import LOCK_NAME, claim_out
 
 
 @pytest.fixture

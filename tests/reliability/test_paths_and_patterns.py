@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 
 def test_cleaning_up_never_follows_a_link_out_of_the_folder(tmp_path):
-    from artent.outdir import remove_stale_temporaries
+    from artent.folders.claim import remove_stale_temporaries
 
     outside = tmp_path / "outside"
     (outside / "step-000001.tmp").mkdir(parents=True)

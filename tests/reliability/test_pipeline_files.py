@@ -54,12 +54,12 @@ def test_sweep_never_replaces_a_report_it_did_not_write(artent, foreign_report, 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_killed_worker_fails_its_point_alone(tmp_path, workers):
-    from artent.sweep import SweepSpec, expand
-    from artent.sweep_workers import _run_processes
+    from artent.pipelines.sweep import SweepSpec, expand
+    from artent.pipelines.sweep_workers import run_processes
 
     data = ["a", "die", "b", "c", "d"]
     points = expand(SweepSpec(base={"method": "lora"}, grid={"data": data}))
-    rows = _run_processes(
+    rows = run_processes(
         points, tmp_path, {"grid_keys": ["data"]}, workers, runner=sweep_workers.killed_or_ok
     )
     assert [r["status"] for r in rows] == ["ok", "failed", "ok", "ok", "ok"]
@@ -87,12 +87,13 @@ def test_failed_points_are_named_and_the_sweep_exits_non_zero(artent, small_tiny
 
 
 def test_long_legal_grid_values_get_short_folders(tmp_path):
-    from artent.sweep import MAX_FOLDER_NAME, SweepSpec, _folder_name, expand
+    from artent.pipelines.points import MAX_FOLDER_NAME, point_folder_name
+    from artent.pipelines.sweep import SweepSpec, expand
 
     deep = "/".join(["a-rather-long-folder-name"] * 12) + "/data.jsonl"
     points = expand(SweepSpec(base={"method": "lora"}, grid={"data": [deep, deep + "l"]}))
-    names = [_folder_name(p["name"]) for p in points]
+    names = [point_folder_name(p["name"]) for p in points]
     assert len(set(names)) == 2 and all(len(n) <= MAX_FOLDER_NAME for n in names)
     for n in names:
         (tmp_path / "points" / n).mkdir(parents=True)  # a legal name on this file system
-    assert _folder_name("rank=2,lr=0.001") == "rank=2,lr=0.001"  # short names as before
+    assert point_folder_name("rank=2,lr=0.001") == "rank=2,lr=0.001"  # short names as before

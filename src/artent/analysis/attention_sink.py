@@ -11,9 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from artent.data.corpus import DEFAULT_WINDOW_START
+from artent.data.corpus import DEFAULT_WINDOW_START, corpus_windows
+from artent.models.attention import read_attention
 
-__all__ = ["attention_sink", "sink_shares", "sink_table", "uniform_share"]
+__all__ = ["SINK_FILE", "attention_sink", "sink_shares", "sink_table", "uniform_share"]
+
+#: the file of the sink table in a study's base-attention folder
+SINK_FILE = "sink.parquet"
 
 
 def uniform_share(seq_len: int) -> float:
@@ -92,9 +96,6 @@ def attention_sink(
         share with no sink at all.
     """
     import pandas as pd
-
-    from artent.data.corpus import corpus_windows
-    from artent.models.attention import read_attention
 
     ids = corpus_windows(tokenizer, texts, seq_len, n_texts, start=window_start).ids
     total: dict[int, np.ndarray] = {}

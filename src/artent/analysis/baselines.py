@@ -16,6 +16,7 @@ import numpy as np
 
 from artent.entanglement import LowRank, entanglement_profile, fit_volume, matrix_layout, valley
 from artent.entanglement.rmt import page_profile, random_attention_profile, random_lora_profile
+from artent.folders.atomic import pyplot, save_figure
 
 
 @dataclass
@@ -89,11 +90,11 @@ def run_baseline_study(cfg: BaselineStudyConfig) -> dict:
         )
     att = []
     for beta in cfg.attention_betas:
-        base = random_attention_profile(
+        rnd = random_attention_profile(
             cfg.attention_T, beta, samples=cfg.attention_samples, seed=cfg.seed
         )
-        for l, (m, s) in enumerate(zip(base.mean, base.std, strict=True), start=1):
-            att.append(dict(beta=beta, T=cfg.attention_T, bond=l, entropy=m, std=s, c=base.c))
+        for l, (m, s) in enumerate(zip(rnd.mean, rnd.std, strict=True), start=1):
+            att.append(dict(beta=beta, T=cfg.attention_T, bond=l, entropy=m, std=s, c=rnd.c))
     return {
         "profiles": pd.DataFrame(rows),
         "summary": pd.DataFrame(summary),
@@ -105,8 +106,6 @@ def run_baseline_study(cfg: BaselineStudyConfig) -> dict:
 
 def plot_baseline_study(result: dict, path: str | Path) -> Path:
     """Internal profiles over their predictions, and random attention profiles (PNG)."""
-    from artent.io import pyplot, save_figure
-
     plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")

@@ -1,8 +1,7 @@
 """Internal artificial entanglement: the profile of every weight update, as tidy tables.
 
-Sources of updates (docs/analyses.md, "Internal: weight updates"; the maths: docs/method.md): a
-(base, tuned) pair of checkpoints, a PEFT adapter (with or without its base), or every checkpoint
-of an artent training run. Each update ``Delta W``
+Sources of updates (METHOD.md section 3): a (base, tuned) pair of checkpoints, a PEFT adapter
+(with or without its base), or every checkpoint of an artent training run. Each update ``Delta W``
 is profiled exactly (the factored path for LoRA-like and MPS adapters) and summarised by the
 valley metrics, with its random-matrix prediction stored beside it.
 """
@@ -10,8 +9,9 @@ valley metrics, with its random-matrix prediction stored beside it.
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from math import log
@@ -31,6 +31,7 @@ from artent.entanglement import (
 )
 from artent.entanglement.sites import ORDERS
 from artent.entanglement.spectral import INTRUDER_EPS, INTRUDER_K
+from artent.folders.atomic import pyplot, save_figure
 from artent.validation import check_device, check_fields, keyword
 
 #: Columns of ``internal.parquet``, one row per (label, step, layer, module, bond); ``source`` is
@@ -272,14 +273,40 @@ def run_internal(sources: Iterable[Source], cfg: InternalConfig, *, progress: bo
             desc = src.label if src.step is None else f"{src.label} step {src.step}"
             task = bar.add_task(desc, total=None, module="")
             tag = dict(label=src.label, step=src.step, source=src.path)
+            lines = _LayerLines(desc, bar.console.print if progress else None)
             for rows, summary in _profiled(iter(iter_deltas(src, cfg)), cfg, pool, workers):
                 prof_rows += [{**tag, **r} for r in rows]
                 summ_rows.append({**tag, **summary})
                 bar.update(task, advance=1, module=summary["name"])
+                lines.done(summary["layer"])
+            lines.close()
             bar.update(task, total=bar.tasks[task].completed)
     if not summ_rows:
         raise ValueError("no module matched: check modules= and layers=")
     return pd.DataFrame(prof_rows, columns=PROFILE_COLUMNS), pd.DataFrame(summ_rows)
+
+
+class _LayerLines:
+    """One plain line per layer as its last matrix is profiled (reads well in a log file,
+    where the transient bar shows nothing): ``label: layer 3: 7 matrices in 41.2 s``."""
+
+    def __init__(self, desc: str, write: Callable[[str], None] | None) -> None:
+        self.desc, self.write = desc, write
+        self.layer, self.count, self.t0 = None, 0, time.perf_counter()
+
+    def done(self, layer) -> None:
+        if layer != self.layer:
+            self.close()
+            self.layer, self.count = layer, 0
+        self.count += 1
+
+    def close(self) -> None:
+        if self.write is not None and self.count:
+            now = time.perf_counter()
+            what = "matrix" if self.count == 1 else "matrices"
+            where = "" if self.layer is None else f" layer {self.layer}:"
+            self.write(f"{self.desc}:{where} {self.count} {what} in {now - self.t0:.1f} s")
+            self.t0, self.count = now, 0
 
 
 def _profiled(deltas: Iterator, cfg: InternalConfig, pool, workers: int) -> Iterator:
@@ -309,14 +336,12 @@ def _profiled(deltas: Iterator, cfg: InternalConfig, pool, workers: int) -> Iter
 
 def plot_internal(profiles, summary, path: str | Path) -> Path | None:
     """Mean profile per (label, step, module) over its random-matrix baseline (PNG)."""
-    from artent.io import pyplot, save_figure
-
     plt = pyplot()
 
     if profiles.empty:
         return None
     modules = list(dict.fromkeys(profiles.module))
-    ncols = min(len(modules), 4)  # --modules all: seven panels on two rows
+    ncols = min(len(modules), 4)  # modules all: seven panels on two rows
     nrows = -(-len(modules) // ncols)
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(5.5 * ncols, 4.2 * nrows), squeeze=False, layout="constrained"

@@ -6,7 +6,7 @@ far as needed to tell it from the other inputs: the nearest ancestor folder that
 the inputs of the same name is put in front, so ``runs/tulu-lora-r8/checkpoints/step-000006`` and
 ``runs/tulu-lora-r2/checkpoints/step-000006`` are ``tulu-lora-r8/step-000006`` and
 ``tulu-lora-r2/step-000006`` (the ``checkpoints`` they share says nothing). A label given by hand
-(``--label``, the API's ``{label: path}``) is kept as it is. Two inputs left with the same label
+(``label=``, the API's ``{label: path}``) is kept as it is. Two inputs left with the same label
 are an error: rows of different inputs are never merged under one name.
 """
 

@@ -1,4 +1,4 @@
-"""The no-hair comparison: different insides, the same attention outside? (docs/analyses.md)
+"""The no-hair comparison (METHOD.md section 5): different insides, the same attention outside?
 
 For the same input texts, models are compared pairwise (each fine-tuned model against every other
 and against the base):
@@ -19,6 +19,7 @@ Against the base there is no update, so internal contrast and ratio are undefine
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -27,9 +28,15 @@ from typing import Any
 
 import numpy as np
 
+from artent.analysis.external import ExternalConfig, run_external
+from artent.analysis.external.jobs import window_frames
 from artent.analysis.internal import InternalConfig, Source, run_internal
-from artent.analysis.runs import resolve_base, run_checkpoints
-from artent.data.corpus import DEFAULT_WINDOW_START, check_window_start
+from artent.analysis.labels import assign_labels
+from artent.analysis.nohair_outputs import compare_outputs
+from artent.analysis.runs import is_run, resolve_base, run_checkpoints
+from artent.data.corpus import DEFAULT_WINDOW_START, check_window_start, corpus_windows
+from artent.folders.atomic import pyplot, save_figure
+from artent.models.loading import check_adapter_on, load_for_forward
 from artent.validation import check_device, check_fields, keyword
 
 ENTROPY = "entropy"
@@ -95,9 +102,6 @@ def resolve_specs(
         labels: labels set by hand, one per item (``None`` where not): the others get the
             shortest path suffix that tells them apart (:mod:`artent.analysis.labels`).
     """
-    from artent.analysis.labels import assign_labels
-    from artent.analysis.runs import is_run
-
     names = assign_labels(items, labels, what="label=")
     if "base" in names:
         raise ValueError("label=: 'base' names the base model's row; choose another label")
@@ -138,9 +142,6 @@ def check_specs(specs: list[ModelSpec], cfg: NoHairConfig) -> None:
             ``cfg.allow_pickle``, or a base whose tokenizer cannot start windows as
             ``cfg.window_start`` asks.
     """
-    from artent.analysis.external.measure import window_frames
-    from artent.models.loading import check_adapter_on
-
     for spec in specs:
         if spec.kind == "adapter":
             check_adapter_on(spec.path, spec.base, allow_pickle=cfg.allow_pickle)
@@ -169,35 +170,8 @@ def _mean_abs_diff(x, y, keys: list[str]) -> float:
     return float((merged[f"{ENTROPY}_a"] - merged[f"{ENTROPY}_b"]).abs().mean())
 
 
-def run_nohair(
-    specs: list[ModelSpec],
-    texts: Any,
-    cfg: NoHairConfig,
-    *,
-    notify: Callable[[str], None] | None = None,
-):
-    """Measure every model on the same windows of the corpus and compare them pairwise.
-
-    Args:
-        specs: the models (:func:`resolve_specs`).
-        texts: the corpus (a :class:`~artent.data.corpus.Corpus` or a list of documents).
-        cfg: :class:`NoHairConfig`.
-        notify: receives one-line notes (fewer windows than asked, no per-head context);
-            default ``warnings.warn``.
-
-    Returns:
-        ``{"pairs", "internal", "external"}`` DataFrames: one row per ordered pair ``(a, b)``
-        (``b`` the reference), and the per-model profiles behind the contrasts.
-    """
-    import warnings
-
-    import pandas as pd
-
-    from artent.analysis.external import ExternalConfig, run_external
-    from artent.analysis.nohair_outputs import compare_outputs
-    from artent.data.corpus import corpus_windows
-    from artent.models.loading import load_for_forward
-
+def _once(notify: Callable[[str], None] | None) -> Callable[[str], None]:
+    """A printer of one-line notes that says each once (default ``warnings.warn``)."""
     said: set[str] = set()
 
     def note(message: str) -> None:
@@ -205,21 +179,15 @@ def run_nohair(
             said.add(message)
             (notify or (lambda m: warnings.warn(m, stacklevel=3)))(message)
 
-    ext_cfg = ExternalConfig(
-        seq_len=cfg.seq_len,
-        encodings=cfg.encodings,
-        orders=cfg.orders,
-        n_texts=cfg.n_texts,
-        device=cfg.device,
-        scaling_lengths=(cfg.seq_len,),
-        baseline_samples=1,
-        scaling_baseline_samples=0,
-        window_start=cfg.window_start,
-    )
+    return note
+
+
+def _measure(specs: list[ModelSpec], texts: Any, cfg: NoHairConfig, ext_cfg, note):
+    """Every model's internal and external profiles on the same windows; ``(measured,
+    loaded)``: the profiles by label, and each model with its windows (for the outputs)."""
     int_cfg = InternalConfig(modules=cfg.modules, device=cfg.device, allow_pickle=cfg.allow_pickle)
-    check_specs(specs, cfg)
     measured: dict[str, dict] = {}
-    loaded: dict[str, tuple[Any, Any]] = {}  # every model and its windows, for the outputs
+    loaded: dict[str, tuple[Any, Any]] = {}
     for spec in specs:
         model, tok = load_for_forward(
             spec.base,
@@ -235,18 +203,23 @@ def run_nohair(
         internal = run_internal([src], int_cfg, progress=False)[0] if src else None
         measured[spec.label] = dict(external=ext, internal=internal)
         loaded[spec.label] = (model, windows.ids)
+    return measured, loaded
 
+
+def _ordered_pairs(specs: list[ModelSpec], labels) -> list[tuple[str, str]]:
+    """Every pair ``(model, reference)``: the reference is the base where it takes part, else a
+    full fine-tune (LoRA against FFT)."""
     kinds = {s.label: s.kind for s in specs}
     pairs = []
-    for a, b in combinations(measured, 2):
-        # the reference is the base where it takes part, else a full fine-tune (LoRA vs FFT)
+    for a, b in combinations(labels, 2):
         swap = kinds[a] == "base" or (kinds[a] == "full" and kinds[b] != "full")
         pairs.append((b, a) if swap else (a, b))
-    # every model side by side, one layer's maps at a time (never every layer's at once)
-    outputs, context_note = compare_outputs(loaded, pairs, batch_size=ext_cfg.batch_size)
-    if context_note is not None:
-        note(context_note)
-    del loaded
+    return pairs
+
+
+def _pair_rows(pairs, measured: dict[str, dict], outputs: dict) -> list[dict]:
+    """One row per pair: the internal and external contrasts, their ratio, the output
+    distances."""
     ext_keys = ["layer", "head", "encoding", "order", "bond"]
     int_keys = ["layer", "module", "bond"]
     rows = []
@@ -269,6 +242,51 @@ def run_nohair(
                 attention_js=out["attention_js"],
             )
         )
+    return rows
+
+
+def run_nohair(
+    specs: list[ModelSpec],
+    texts: Any,
+    cfg: NoHairConfig,
+    *,
+    notify: Callable[[str], None] | None = None,
+):
+    """Measure every model on the same windows of the corpus and compare them pairwise.
+
+    Args:
+        specs: the models (:func:`resolve_specs`).
+        texts: the corpus (a :class:`~artent.data.corpus.Corpus` or a list of documents).
+        cfg: :class:`NoHairConfig`.
+        notify: receives one-line notes (fewer windows than asked, no per-head context);
+            default ``warnings.warn``.
+
+    Returns:
+        ``{"pairs", "internal", "external"}`` DataFrames: one row per ordered pair ``(a, b)``
+        (``b`` the reference), and the per-model profiles behind the contrasts.
+    """
+    import pandas as pd  # lazy: as every analysis module, pandas when a table is made
+
+    note = _once(notify)
+    ext_cfg = ExternalConfig(
+        seq_len=cfg.seq_len,
+        encodings=cfg.encodings,
+        orders=cfg.orders,
+        n_texts=cfg.n_texts,
+        device=cfg.device,
+        scaling_lengths=(cfg.seq_len,),
+        baseline_samples=1,
+        scaling_baseline_samples=0,
+        window_start=cfg.window_start,
+    )
+    check_specs(specs, cfg)
+    measured, loaded = _measure(specs, texts, cfg, ext_cfg, note)
+    pairs = _ordered_pairs(specs, measured)
+    # every model side by side, one layer's maps at a time (never every layer's at once)
+    outputs, context_note = compare_outputs(loaded, pairs, batch_size=ext_cfg.batch_size)
+    if context_note is not None:
+        note(context_note)
+    del loaded
     internal = pd.concat(
         [m["internal"].assign(model=k) for k, m in measured.items() if m["internal"] is not None],
         ignore_index=True,
@@ -276,13 +294,12 @@ def run_nohair(
     external = pd.concat(
         [m["external"].assign(model=k) for k, m in measured.items()], ignore_index=True
     )
+    rows = _pair_rows(pairs, measured, outputs)
     return {"pairs": pd.DataFrame(rows), "internal": internal, "external": external}
 
 
 def plot_nohair(pairs, path: str | Path) -> Path:
     """Internal vs external contrast per pair, and the no-hair ratio (PNG)."""
-    from artent.io import pyplot, save_figure
-
     plt = pyplot()
 
     names = [f"{r.model}\nvs {r.reference}" for r in pairs.itertuples()]

@@ -3,8 +3,8 @@
 Two kinds of folder are runs: an artent run (``run.json`` and ``checkpoints/step-N``) and the
 ``output_dir`` of a transformers ``Trainer`` or TRL trainer (``checkpoint-N`` folders). A
 Trainer checkpoint's step is the ``global_step`` of its ``trainer_state.json``, or else the ``N``
-of its name; an adapter checkpoint's base is ``--base`` or its adapter config's
-``base_model_name_or_path``; full-weight checkpoints are read against ``--base``, or else against
+of its name; an adapter checkpoint's base is ``base=`` or its adapter config's
+``base_model_name_or_path``; full-weight checkpoints are read against ``base=``, or else against
 the first checkpoint (which is then the reference, not a row). :func:`checkpoint_step` gives an
 adapter passed alone its step from the same two sources.
 """
@@ -16,9 +16,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from artent.errors import one_line
+from artent.folders.layout import CHECKPOINTS, checkpoints
+from artent.folders.records import read_record
+from artent.models.cache import resolve_named_model
 
-STEP_DIR = re.compile(r"step-(\d+)$")
 #: a transformers Trainer's checkpoint folders (``checkpoint-500``)
 TRAINER_DIR = re.compile(r"checkpoint-(\d+)$")
 #: the step in a checkpoint folder's name, artent's or a Trainer's
@@ -52,8 +53,6 @@ class RunCheckpoint:
 
 def resolve_base(model: str) -> str:
     """A run's ``model`` option as a local path (``tiny``, ``smollm2``: their cached folders)."""
-    from artent.models.cache import resolve_named_model
-
     return resolve_named_model(model)
 
 
@@ -65,11 +64,7 @@ def run_config(run: str | Path) -> dict:
             f"run={run}: not an artent run folder (no run.json) nor a Trainer output_dir "
             f"(no checkpoint-N folders)"
         )
-    try:
-        data = json.loads(record.read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{record}: cannot parse JSON ({one_line(e, whole=True)})") from None
-    config = data.get("config") if isinstance(data, dict) else None
+    config = read_record(record).get("config")
     if not isinstance(config, dict):
         raise ValueError(f"{record}: not a training run's record (no 'config' object)")
     for key in ("model", "method"):
@@ -119,13 +114,9 @@ def run_checkpoints(run: str | Path, base: str | None = None) -> list[RunCheckpo
     if not (run / "run.json").is_file() and trainer_dirs(run):
         return trainer_checkpoints(run, base)
     cfg = run_config(run)
-    found = sorted(
-        (int(m.group(1)), p)
-        for p in (run / "checkpoints").glob("step-*")
-        if p.is_dir() and (m := STEP_DIR.search(p.name))
-    )
+    found = checkpoints(run)
     if not found:
-        raise ValueError(f"run={run}: no checkpoints under {run / 'checkpoints'}")
+        raise ValueError(f"run={run}: no checkpoints under {run / CHECKPOINTS}")
     base = resolve_base(cfg["model"])
     return [RunCheckpoint(run.name, s, cfg["method"], base, str(p)) for s, p in found]
 
@@ -135,7 +126,7 @@ def trainer_checkpoints(run: str | Path, base: str | None = None) -> list[RunChe
 
     Raises:
         ValueError: adapters mixed with full weights, two folders of one step, full weights with
-            neither ``--base`` nor a second checkpoint to compare with.
+            neither ``base=`` nor a second checkpoint to compare with.
     """
     from artent.models.adapter_check import CONFIG_NAME, read_adapter_config
 

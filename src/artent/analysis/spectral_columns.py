@@ -1,10 +1,10 @@
-"""The spectral companions of each update's row, and the matrix ``--what`` chooses to profile.
+"""The spectral companions of each update's row, and the matrix ``what=`` chooses to profile.
 
 The maths is :mod:`artent.entanglement.spectral`; this module only decides what it is applied to.
-The three ranks are of the matrix profiled (``dW``, ``W + dW`` or ``W``, as ``--what`` says), so
+The three ranks are of the matrix profiled (``dW``, ``W + dW`` or ``W``, as ``what=`` says), so
 ``effective_rank = exp(S_cut)`` holds for each; ``relative_norm`` (``||dW||_F / ||W||_F``) and
 ``intruders`` (of ``W + dW`` against ``W``) describe the pair whatever is profiled, and are NaN
-where the base weight is not known (an adapter read without ``--base``).
+where the base weight is not known (an adapter read without ``base=``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ A user mistake (a missing file, a bad option, a tensor that is not there) ends w
 stderr and exit code 2, never a traceback.
 """
 
-from artent.cli import analyse, run  # noqa: F401  (importing registers the commands)
+# importing registers the commands
+from artent.cli import analyse, pipelines, profile, train  # noqa: F401
 from artent.cli.app import UserError, app, main
 
 __all__ = ["UserError", "app", "main"]

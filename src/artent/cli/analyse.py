@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 
 from artent import api
-from artent.analysis.internal import valley_table
 from artent.cli.app import Opt, UserError, app, console, err_console
 from artent.cli.flags import as_flags
+from artent.results import External, Internal, NoHair
 
 
 @app.command()
@@ -56,6 +56,7 @@ def internal(
     intruder_eps: Annotated[float, Opt(help="intruder threshold on the largest |cos|")] = 0.5,
 ) -> None:
     """Entanglement profiles of weight updates: tuned - base, PEFT adapters, or training runs."""
+    from artent.analysis.internal import valley_table  # lazy: `artent --help` stays quick
 
     try:
         summary = api.internal(
@@ -112,7 +113,7 @@ def internal(
     console.print(table)
     if len(zero):
         console.print(f"{len(zero)} module(s) have a zero update (reported as 'zero update')")
-    console.print(f"results in {out}/ (internal.parquet, internal_summary.parquet, internal.png)")
+    console.print(f"results in {out}/ ({', '.join(Internal.writes())})")
 
 
 def _note_once():
@@ -163,7 +164,6 @@ def external(
     ] = 2**23,
 ) -> None:
     """Entanglement profiles of attention matrices, their Cardy fits and the random baseline."""
-
     try:
         result = api.external(
             texts,
@@ -212,8 +212,8 @@ def external(
             f"{(g.law == 'area+log').mean():.0%}",
         )
     console.print(table)
-    figures = "external.png" + (", models.png" if s.model.nunique() > 1 else "")
-    console.print(f"results in {out}/ ({', '.join(f'{k}.parquet' for k in merged)}, {figures})")
+    written = External.writes() if s.model.nunique() > 1 else External.writes()[:-1]
+    console.print(f"results in {out}/ ({', '.join(written)})")
 
 
 @app.command()
@@ -231,7 +231,6 @@ def nohair(
     label: Annotated[list[str] | None, Opt(help="a label per model, in order")] = None,
 ) -> None:
     """Pairwise no-hair comparison: internal vs external contrasts, attention-output distances."""
-
     try:
         pairs = api.nohair(
             models,
@@ -272,6 +271,4 @@ def nohair(
             f"{r.attention_js:.2e}",
         )
     console.print(table)
-    console.print(
-        f"results in {out}/ (nohair.parquet, nohair_internal/external.parquet, nohair.png)"
-    )
+    console.print(f"results in {out}/ ({', '.join(NoHair.writes())})")

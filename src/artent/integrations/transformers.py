@@ -25,19 +25,21 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from artent.analysis.internal import InternalConfig, profile_deltas, valley_table
+from artent.entanglement.sites import ORDERS
+from artent.folders.atomic import atomic_path, write_parquet
+from artent.folders.claim import claim_out
+from artent.folders.layout import LOSSES, RUN_RECORD
+from artent.folders.records import write_run_record
+from artent.results import Internal
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["EntanglementCallback"]
 
 SNAPSHOT_FILE = "snapshot.safetensors"
 #: What the callback writes into its folder (an existing one it did not write is never replaced).
-CALLBACK_FILES = (
-    "run.json",
-    "internal.parquet",
-    "internal_summary.parquet",
-    "losses.parquet",
-    SNAPSHOT_FILE,
-)
+CALLBACK_FILES = (RUN_RECORD, *Internal.writes()[:2], LOSSES, SNAPSHOT_FILE)
 METRICS = (  # logged name -> column of the valley table
     ("cut_entropy", "center_entropy"),
     ("valley_depth", "valley_depth"),
@@ -102,9 +104,6 @@ class EntanglementCallback(TrainerCallback):
         order: str = "sequential",
         k: int = 2,
     ) -> None:
-        from artent.analysis.internal import InternalConfig
-        from artent.entanglement.sites import ORDERS
-
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise _fail(f"every must be a positive number of optimiser steps, got {every!r}")
         if modules is None or not isinstance(modules, str | Iterable):
@@ -209,22 +208,17 @@ class EntanglementCallback(TrainerCallback):
     # ----- work -----------------------------------------------------------------------------------
 
     def _prepare(self, args, state) -> None:
-        import pandas as pd
 
-        from artent.io import write_run_record
         from artent.models.deltas.live import describe, snapshot_weights
 
         self._claim_folder()
         step = int(state.global_step)
         if any(t.kind == "dense" for t in self.targets):
             self.snapshot = self._snapshot(snapshot_weights, step)
-        summary_file = self.folder / "internal_summary.parquet"
-        if step > 0 and summary_file.is_file():  # resumed: keep what was measured up to here
-            for name, store in (
-                ("internal", self._profiles),
-                ("internal_summary", self._summaries),
+        if step > 0 and Internal.saved(self.folder):  # resumed: keep what was measured up to here
+            for old, store in zip(
+                Internal.load(self.folder), (self._profiles, self._summaries), strict=True
             ):
-                old = pd.read_parquet(self.folder / f"{name}.parquet")
                 store.append(old[(old.label == self.label) & (old.step <= step)])
         first = self.targets[0]
         per_layer = (getattr(first.handle, a, None) for a in ("r", "chi"))
@@ -244,13 +238,11 @@ class EntanglementCallback(TrainerCallback):
         write_run_record(self.folder, "callback", config)
 
     def _claim_folder(self) -> None:
-        """Claim and lock the folder as every command does (``artent.outdir.claim_out``): one
+        """Claim and lock the folder as every command does (``artent.folders.claim.claim_out``): one
         holding another command's results (a training run, ``artent internal``'s tables, a demo)
         or files the callback did not write is refused; the lock is held until ``on_train_end``.
         """
         from contextlib import ExitStack
-
-        from artent.outdir import claim_out
 
         stack = ExitStack()
         try:
@@ -265,8 +257,6 @@ class EntanglementCallback(TrainerCallback):
     def _snapshot(self, snapshot_weights, step: int) -> dict:
         """The step-0 weights of the dense targets; kept on disk so a resumed run finds them."""
         from safetensors.torch import load_file, save_file
-
-        from artent.io import atomic_path
 
         path = self.folder / SNAPSHOT_FILE
         if step == 0:
@@ -290,8 +280,6 @@ class EntanglementCallback(TrainerCallback):
     def _measure(self, state, control) -> None:
         import pandas as pd
 
-        from artent.analysis.internal import profile_deltas, valley_table
-        from artent.io import write_parquet
         from artent.models.deltas.live import live_deltas
 
         step = int(state.global_step)
@@ -306,10 +294,11 @@ class EntanglementCallback(TrainerCallback):
             return
         self._profiles.append(profiles)
         self._summaries.append(summary)
-        for name, parts in (("internal", self._profiles), ("internal_summary", self._summaries)):
+        tables = []
+        for parts in (self._profiles, self._summaries):
             frames = [p for p in parts if not p.empty]
-            table = pd.concat(frames, ignore_index=True) if frames else parts[-1]
-            write_parquet(self.folder / f"{name}.parquet", table)
+            tables.append(pd.concat(frames, ignore_index=True) if frames else parts[-1])
+        Internal(*tables).save(self.folder)
         metrics: dict[str, float] = {}
         for row in valley_table(summary, by=("module",)).itertuples():
             has_rank = summary[summary.module == row.module].nominal_rank.notna().any()
@@ -332,8 +321,6 @@ class EntanglementCallback(TrainerCallback):
         """The Trainer's logged losses as ``losses.parquet`` (train, and eval as heldout)."""
         import pandas as pd
 
-        from artent.io import write_parquet
-
         rows = [
             dict(step=e["step"], split=split, loss=float(e[key]))
             for e in state.log_history
@@ -341,7 +328,7 @@ class EntanglementCallback(TrainerCallback):
             if key in e and "step" in e
         ]
         if rows:
-            write_parquet(self.folder / "losses.parquet", pd.DataFrame(rows))
+            write_parquet(self.folder / LOSSES, pd.DataFrame(rows))
 
 
 def _calling_trainer() -> Any:

@@ -1,14 +1,14 @@
 """The models artent can make or unpack in its cache folder by name (no hub).
 
-The folder itself is :func:`artent.models.cache_dir.cache_root` (also importable from here).
+The folder itself is :func:`artent.folders.layout.cache_root` (also importable from here).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from artent.folders.layout import cache_root
 from artent.models import smollm2, tiny
-from artent.models.cache_dir import cache_root
 
 __all__ = ["NAMED_MODELS", "cache_root", "resolve_named_model"]
 

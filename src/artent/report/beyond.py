@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from artent.report.checks import NotMeasured, _g, _need, _rows_or_skip
+from artent.report.checks import NotMeasured, g3, need_tables, rows_or_skip
 from artent.report.plotting import empty_panel, new_figure, png_base64
 from artent.report.tables import final_rows
 
@@ -28,7 +28,7 @@ __all__ = ["BEYOND_CLAIMS", "BEYOND_FIGURES", "intruders_figure"]
 
 def _final_intruders(t: StudyTables) -> pd.DataFrame:
     """Trained modules at each run's final step, with a measured intruder count."""
-    _need(t, "internal_summary")
+    need_tables(t, "internal_summary")
     if "intruders" not in t.internal_summary:
         raise NotMeasured("internal_summary.parquet has no intruders column (an older study)")
     final = final_rows(t.run_meta(t.internal_summary))
@@ -39,8 +39,8 @@ def _final_intruders(t: StudyTables) -> pd.DataFrame:
 def claim_intruders(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
     """Every LoRA run has more intruder dimensions per module than the FFT run on its data."""
     final = _final_intruders(t)
-    fft = _rows_or_skip(final[final.method == "fft"], "trained FFT module with intruder counts")
-    lora = _rows_or_skip(final[final.method == "lora"], "trained LoRA module with intruder counts")
+    fft = rows_or_skip(final[final.method == "fft"], "trained FFT module with intruder counts")
+    lora = rows_or_skip(final[final.method == "lora"], "trained LoRA module with intruder counts")
     keys = ["data", "layer", "module"]
     pairs = lora.merge(fft[[*keys, "intruders"]], on=keys, suffixes=("", "_fft"))
     if pairs.empty:
@@ -49,9 +49,9 @@ def claim_intruders(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
     for label, g in pairs.groupby("label", sort=False):
         mine, theirs = float(g.intruders.mean()), float(g.intruders_fft.mean())
         ok.append(mine > theirs)
-        parts.append(f"{label}: {_g(mine)} vs FFT {_g(theirs)}")
+        parts.append(f"{label}: {g3(mine)} vs FFT {g3(theirs)}")
     mps = final[final.method == "mps"]
-    extra = f"; MPS {_g(float(mps.intruders.mean()))}" if len(mps) else ""
+    extra = f"; MPS {g3(float(mps.intruders.mean()))}" if len(mps) else ""
     measured = (
         "mean intruders per module (top 10 of W + dW, |cos| < 0.5; final step, "
         f"{len(pairs)} module pairs): " + "; ".join(parts) + extra

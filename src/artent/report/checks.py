@@ -21,6 +21,7 @@ from artent.analysis.external.readings import (
     page_ratio,
     sink_heads,
 )
+from artent.entanglement.fits import fit_volume
 from artent.entanglement.length import PAGE_LENGTH_SLOPE
 from artent.report.tables import (
     MADE_BY,
@@ -34,7 +35,8 @@ from artent.report.tables import (
 from artent.report.thresholds import LN2, ClaimThresholds
 
 
-def _g(x: float) -> str:
+def g3(x: float) -> str:
+    """A number in a claim's reading: three significant digits, ``nan`` when not finite."""
     return "nan" if x is None or not math.isfinite(x) else f"{x:.3g}"
 
 
@@ -55,13 +57,16 @@ class NotMeasured(Exception):
     """A claim cannot be evaluated: the message says which table or runs are missing."""
 
 
-def _need(t: StudyTables, *names: str) -> None:
+def need_tables(t: StudyTables, *names: str) -> None:
+    """Raise :class:`NotMeasured` naming the first of ``names`` the study lacks, and what
+    makes it."""
     for name in names:
         if t.tables.get(name) is None:
             raise NotMeasured(f"{TABLES[name][0]} missing ({MADE_BY[name]})")
 
 
-def _rows_or_skip(frame: pd.DataFrame, what: str) -> pd.DataFrame:
+def rows_or_skip(frame: pd.DataFrame, what: str) -> pd.DataFrame:
+    """``frame``, or :class:`NotMeasured` when it is empty (no ``what`` in the study)."""
     if frame.empty:
         raise NotMeasured(f"no {what} in the study")
     return frame
@@ -72,8 +77,6 @@ def _rows_or_skip(frame: pd.DataFrame, what: str) -> pd.DataFrame:
 
 def _rmt_slope(t: StudyTables, rows: pd.DataFrame, k: int) -> float:
     """Mean volume-law slope of the random-matrix curves behind ``rows``, fitted like theirs."""
-    from artent.entanglement.fits import fit_volume
-
     if t.internal is None:
         return math.nan
     keys = ["label", "step", "layer", "module"]
@@ -90,30 +93,30 @@ def _rmt_slope(t: StudyTables, rows: pd.DataFrame, k: int) -> float:
 
 
 def _claim_volume_law(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
-    _need(t, "internal_summary")
+    need_tables(t, "internal_summary")
     summ = final_rows(t.run_meta(t.internal_summary))
     summ = summ[(summ.status == "ok") & summ.volume_slope.notna()]
-    lora = _rows_or_skip(summ[summ.method == "lora"], "trained LoRA module with a volume fit")
+    lora = rows_or_skip(summ[summ.method == "lora"], "trained LoRA module with a volume fit")
     slope, rmt = float(lora.volume_slope.mean()), _rmt_slope(t, lora, th.valley_k)
     ref, ref_name = (rmt, "random-LoRA RMT") if math.isfinite(rmt) else (LN2, "ln 2")
     fft = summ[summ.method == "fft"].volume_slope
     measured = (
-        f"mean LoRA slope {_g(slope)} nats/site over {len(lora)} modules (final step, min "
-        f"{_g(lora.volume_slope.min())}); random-LoRA RMT slope {_g(rmt)}; FFT "
-        f"{_g(fft.mean())}; threshold {th.volume_fraction:g} x {ref_name} = "
-        f"{_g(th.volume_fraction * ref)}"
+        f"mean LoRA slope {g3(slope)} nats/site over {len(lora)} modules (final step, min "
+        f"{g3(lora.volume_slope.min())}); random-LoRA RMT slope {g3(rmt)}; FFT "
+        f"{g3(fft.mean())}; threshold {th.volume_fraction:g} x {ref_name} = "
+        f"{g3(th.volume_fraction * ref)}"
     )
     return measured, bool(slope > th.volume_fraction * ref)
 
 
 def _claim_valley_floor(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
-    _need(t, "internal_summary")
-    rows = _rows_or_skip(trained_updates(t, ("lora", "mps")), "trained LoRA/MPS module")
+    need_tables(t, "internal_summary")
+    rows = rows_or_skip(trained_updates(t, ("lora", "mps")), "trained LoRA/MPS module")
     worst, above = _floor(rows, th.bound_tol)
     depth = float(rows.valley_depth.mean())
     measured = (
         f"max S_cut - ln r = {worst:+.3g} nats over {len(rows)} LoRA/MPS module updates "
-        f"(every trained step; {above} above the bound); mean valley depth {_g(depth)} nats"
+        f"(every trained step; {above} above the bound); mean valley depth {g3(depth)} nats"
     )
     return measured, bool(above == 0 and depth > 0)
 
@@ -128,24 +131,24 @@ def _by_group(rows, x: str, groups: list[str], units: list[str], y: list[str]):
             continue
         key = key if isinstance(key, tuple) else (key,)
         name = " ".join(
-            f"{_SHORT.get(k, k)}={_g(v) if isinstance(v, float) else v}"
+            f"{_SHORT.get(k, k)}={g3(v) if isinstance(v, float) else v}"
             for k, v in zip(groups, key, strict=True)
         )
         trends = [within_trend(g, x, col, units) for col in y]
         means = g.groupby(x)[["center_entropy", "valley_depth"]].mean()
-        path = ", ".join(f"{_SHORT[x]}={_g(v)}: {_g(s)}/{_g(d)}" for v, (s, d) in means.iterrows())
+        path = ", ".join(f"{_SHORT[x]}={g3(v)}: {g3(s)}/{g3(d)}" for v, (s, d) in means.iterrows())
         yield name, trends, f"S_cut/depth at {path}"
 
 
 def _claim_valley_rank(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
-    _need(t, "internal_summary")
+    need_tables(t, "internal_summary")
     rows = final_rows(trained_updates(t, ("lora",)))
     found = list(
         _by_group(rows, "nominal_rank", ["data", "lr"], ["layer", "module"], ["center_entropy"])
     )
     if not found:
         raise NotMeasured("no two LoRA ranks at the same data and learning rate")
-    parts = [f"{n}: rho {_g(tr[0][0])} over {tr[0][1]} modules ({p})" for n, tr, p in found]
+    parts = [f"{n}: rho {g3(tr[0][0])} over {tr[0][1]} modules ({p})" for n, tr, p in found]
     return "; ".join(parts), all(tr[0][0] > 0 for _, tr, _ in found)
 
 
@@ -155,14 +158,14 @@ def _trend_claim(rows, x, groups, units, th, what: str) -> tuple[str, bool]:
         raise NotMeasured(what)
     parts, ok = [], []
     for name, ((rs, n), (rd, _)), path in found:
-        parts.append(f"{name}: rho S_cut {_g(rs)}, rho depth {_g(rd)} over {n} tracks ({path})")
+        parts.append(f"{name}: rho S_cut {g3(rs)}, rho depth {g3(rd)} over {n} tracks ({path})")
         strongest = max(abs(np.nan_to_num(rs)), abs(np.nan_to_num(rd)))
         ok.append(strongest >= th.trend_rho - 1e-9)  # the rhos are means of +-1: round-off
     return "; ".join(parts), bool(all(ok))
 
 
 def _claim_valley_lr(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
-    _need(t, "internal_summary")
+    need_tables(t, "internal_summary")
     rows = final_rows(trained_updates(t, ("lora",)))
     return _trend_claim(
         rows,
@@ -175,7 +178,7 @@ def _claim_valley_lr(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
 
 
 def _claim_valley_step(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
-    _need(t, "internal_summary")
+    need_tables(t, "internal_summary")
     rows = trained_updates(t, ("lora",)).assign(LoRA="all runs")
     return _trend_claim(
         rows,
@@ -188,11 +191,11 @@ def _claim_valley_step(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
 
 
 def _claim_fft_differs(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
-    _need(t, "internal_summary")
+    need_tables(t, "internal_summary")
     final = final_rows(t.run_meta(t.internal_summary))
     final = final[(final.status == "ok") & final.center_entropy.notna()]
-    fft = _rows_or_skip(final[final.method == "fft"], "trained FFT module")
-    lora = _rows_or_skip(final[final.method == "lora"], "trained LoRA module")
+    fft = rows_or_skip(final[final.method == "fft"], "trained FFT module")
+    lora = rows_or_skip(final[final.method == "lora"], "trained LoRA module")
     # Each LoRA module against the FFT update of the same module, layer and data set.
     keys = ["data", "layer", "module"]
     pairs = lora.merge(
@@ -205,36 +208,36 @@ def _claim_fft_differs(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
         gap = float((g.center_entropy_fft - g.center_entropy).mean())
         d_fft, d_lora = float(g.valley_depth_fft.mean()), float(g.valley_depth.mean())
         ok.append(gap >= th.fft_margin and d_fft <= th.fft_depth_fraction * d_lora)
-        parts.append(f"{label}: S_cut gap {_g(gap)}, depth FFT {_g(d_fft)} vs {_g(d_lora)}")
+        parts.append(f"{label}: S_cut gap {g3(gap)}, depth FFT {g3(d_fft)} vs {g3(d_lora)}")
     # The rank bound itself, for the record: FFT above ln r only where r is small enough.
     s_fft = float(fft.center_entropy.mean())
     ranks = sorted({int(r) for r in lora.nominal_rank.dropna()})
     above = ", ".join(
-        f"ln {r} = {_g(math.log(r))} {'<' if s_fft > math.log(r) else '>='}" for r in ranks
+        f"ln {r} = {g3(math.log(r))} {'<' if s_fft > math.log(r) else '>='}" for r in ranks
     )
     measured = (
         "; ".join(parts)
-        + f" (nats, final step, {len(pairs)} module pairs); mean FFT S_cut {_g(s_fft)} against "
+        + f" (nats, final step, {len(pairs)} module pairs); mean FFT S_cut {g3(s_fft)} against "
         f"the LoRA bounds: {above} FFT"
     )
     return measured, bool(all(ok))
 
 
 def _claim_rmt(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
-    _need(t, "profiles")
+    need_tables(t, "profiles")
     p = t.profiles
     err = (p.entropy - p.prediction).abs().groupby(p.kind, sort=False).mean()
     measured = "mean |S - prediction| per bond: " + ", ".join(
-        f"{k} {_g(e)}" for k, e in err.items()
+        f"{k} {g3(e)}" for k, e in err.items()
     )
     return measured, bool((err <= th.rmt_error).all())
 
 
 def _attention(t: StudyTables) -> pd.DataFrame:
-    _need(t, "external_summary")
+    need_tables(t, "external_summary")
     s = t.external_summary
     s = s[(s.encoding == "amplitude") & (s.order == "sequential")]
-    return _rows_or_skip(s, "amplitude/sequential attention fit")
+    return rows_or_skip(s, "amplitude/sequential attention fit")
 
 
 def _page_fraction(t: StudyTables) -> float:
@@ -257,7 +260,7 @@ def _r2_spread(s: pd.DataFrame, r2_min: float) -> str:
         if len(rows):
             r2 = rows.r2.astype(float)
             parts.append(
-                f"{name} ({len(rows)} fits): R^2 mean {_g(r2.mean())}, median {_g(r2.median())}, "
+                f"{name} ({len(rows)} fits): R^2 mean {g3(r2.mean())}, median {g3(r2.median())}, "
                 f"{(r2 > r2_min).mean():.0%} above {r2_min:g}, area+log "
                 f"{(rows.law == 'area+log').mean():.0%}"
             )
@@ -271,9 +274,9 @@ def _claim_area_law(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
     frac, r2, c = float((s.law == "area+log").mean()), float(s.r2.mean()), float(s.c.mean())
     page = _page_fraction(t)
     measured = (
-        f"profile / Page curve {_g(page)} (mean over bonds); area+log preferred (AIC) in "
-        f"{frac:.0%} of {len(s)} (run, step, layer, head) fits; mean c {_g(c)} (periodic form c/3; "
-        f"open form c/6: {_g(2 * c)}), mean R^2 {_g(r2)}, median {_g(float(s.r2.median()))}, "
+        f"profile / Page curve {g3(page)} (mean over bonds); area+log preferred (AIC) in "
+        f"{frac:.0%} of {len(s)} (run, step, layer, head) fits; mean c {g3(c)} (periodic form c/3; "
+        f"open form c/6: {g3(2 * c)}), mean R^2 {g3(r2)}, median {g3(float(s.r2.median()))}, "
         f"{(s.r2 > th.r2_min).mean():.0%} above {th.r2_min:g}; by head (a sink head puts >= "
         f"{SINK_HEAD_SHARE:g} of its attention on the first token): {_r2_spread(s, th.r2_min)}"
     )
@@ -282,7 +285,7 @@ def _claim_area_law(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
         b = b[(b.encoding == "amplitude") & (b.order == "sequential")]
         b = b[b.beta_source == "fitted"] if (b.beta_source == "fitted").any() else b
         if len(b):
-            measured += f"; random attention at the fitted beta: c {_g(b.c.mean())}"
+            measured += f"; random attention at the fitted beta: c {g3(b.c.mean())}"
     below = math.isfinite(page) and page < th.area_page_fraction
     return measured, bool(below and frac > th.area_fraction and r2 > th.r2_min)
 
@@ -291,26 +294,26 @@ def _scaling_table(t: StudyTables) -> tuple[pd.DataFrame, str]:
     """The T-scaling rows: the base model's long-T stage when the study has it, else the runs'."""
     if t.base_scaling is not None and not t.base_scaling.empty:
         return t.base_scaling, "base model"
-    _need(t, "scaling")
+    need_tables(t, "scaling")
     return t.scaling, "runs and steps"
 
 
 def _claim_log_scaling(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
     scaling, source = _scaling_table(t)
     s = scaling[scaling.encoding == "amplitude"]
-    mean = _rows_or_skip(s, "amplitude scaling row").groupby("T").cut_entropy.mean().sort_index()
+    mean = rows_or_skip(s, "amplitude scaling row").groupby("T").cut_entropy.mean().sort_index()
     if len(mean) < 3:
         raise NotMeasured(f"only {len(mean)} sequence length(s) in the scaling table")
     T, y = mean.index.to_numpy(dtype=float), mean.to_numpy(dtype=float)
     f = length_scaling_fit(T, y)
     measured = (
         f"cut entropy (mean over {source}, layers, heads) at T = "
-        + ", ".join(f"{int(a)}: {_g(b)}" for a, b in zip(T, y, strict=True))
-        + f"; Cardy (linear in ln N, N = sites): c = 3 x slope = {_g(f['c'])}, R^2 "
-        f"{_g(f['r2_cardy'])}, AIC {_g(f['aic_cardy'])} (open form: c = 6 x slope = "
-        f"{_g(2 * f['c'])}); volume law (linear in N, i.e. in ln T): "
-        f"{_g(f['slope_volume'])} nats per unit of ln T, R^2 {_g(f['r2_volume'])}, AIC "
-        f"{_g(f['aic_volume'])}"
+        + ", ".join(f"{int(a)}: {g3(b)}" for a, b in zip(T, y, strict=True))
+        + f"; Cardy (linear in ln N, N = sites): c = 3 x slope = {g3(f['c'])}, R^2 "
+        f"{g3(f['r2_cardy'])}, AIC {g3(f['aic_cardy'])} (open form: c = 6 x slope = "
+        f"{g3(2 * f['c'])}); volume law (linear in N, i.e. in ln T): "
+        f"{g3(f['slope_volume'])} nats per unit of ln T, R^2 {g3(f['r2_volume'])}, AIC "
+        f"{g3(f['aic_volume'])}"
     )
     return measured, bool(f["aic_cardy"] < f["aic_volume"] and f["r2_cardy"] > th.log_scaling_r2)
 
@@ -323,24 +326,24 @@ def _scaling_baseline(t: StudyTables, source: str) -> pd.DataFrame | None:
 
 def _claim_length_law(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
     scaling, source = _scaling_table(t)
-    s = _rows_or_skip(scaling[scaling.encoding == "amplitude"], "amplitude scaling row")
+    s = rows_or_skip(scaling[scaling.encoding == "amplitude"], "amplitude scaling row")
     if s["T"].nunique() < 3:
         raise NotMeasured(f"only {s['T'].nunique()} sequence length(s) in the scaling table")
     law, mean = length_law(s)
     measured = (
         f"cut entropy (mean over {source}, layers, heads) at T = "
-        + ", ".join(f"{int(a)}: {_g(b)}" for a, b in mean.items())
-        + f"; S_cut = {_g(law.slope)} ln T + {_g(law.c0)}, R^2 {_g(law.r2)}: c = 3 x slope = "
-        f"{_g(law.c_periodic)} (periodic form c/3), 6 x slope = {_g(law.c_open)} (open form "
+        + ", ".join(f"{int(a)}: {g3(b)}" for a, b in mean.items())
+        + f"; S_cut = {g3(law.slope)} ln T + {g3(law.c0)}, R^2 {g3(law.r2)}: c = 3 x slope = "
+        f"{g3(law.c_periodic)} (periodic form c/3), 6 x slope = {g3(law.c_open)} (open form "
         f"c/6); volume law (Page, ln T - 1/2): slope {PAGE_LENGTH_SLOPE:g}, so the slope is "
-        f"{_g(law.page_fraction)} of it"
+        f"{g3(law.page_fraction)} of it"
     )
-    base = _scaling_baseline(t, source)
-    if base is not None and base["T"].nunique() >= 2:
-        rand, _ = length_law(base)
+    baseline = _scaling_baseline(t, source)
+    if baseline is not None and baseline["T"].nunique() >= 2:
+        rand, _ = length_law(baseline)
         measured += (
-            f"; random causal attention at each head's fitted beta: slope {_g(rand.slope)} "
-            f"(c = {_g(rand.c_periodic)}), R^2 {_g(rand.r2)}"
+            f"; random causal attention at each head's fitted beta: slope {g3(rand.slope)} "
+            f"(c = {g3(rand.c_periodic)}), R^2 {g3(rand.r2)}"
         )
     ok = law.r2 > th.log_scaling_r2 and 0 < law.slope < th.area_page_fraction * PAGE_LENGTH_SLOPE
     return measured, bool(ok)
@@ -354,29 +357,29 @@ def _claim_c_robust(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
         raise NotMeasured("fewer than two trained (run, step) attention fits")
     cv = float(per.std(ddof=1) / abs(per.mean()))
     by_method = t.run_meta(per.reset_index()).groupby("method").c.mean()
-    base = s[step == 0].c
+    base_model = s[step == 0].c
     measured = (
-        f"CV {_g(cv)} over {len(per)} trained (run, step) means of c (range {_g(per.min())}"
-        f" to {_g(per.max())}; by method "
-        + ", ".join(f"{m} {_g(v)}" for m, v in by_method.items())
-        + (f"; base (step 0) {_g(base.mean())}" if len(base) else "")
+        f"CV {g3(cv)} over {len(per)} trained (run, step) means of c (range {g3(per.min())}"
+        f" to {g3(per.max())}; by method "
+        + ", ".join(f"{m} {g3(v)}" for m, v in by_method.items())
+        + (f"; base (step 0) {g3(base_model.mean())}" if len(base_model) else "")
         + ")"
     )
     return measured, bool(cv < th.c_cv)
 
 
 def _tuned_pairs(t: StudyTables):
-    _need(t, "nohair")
+    need_tables(t, "nohair")
     p = t.nohair
     p = p[(p.model != "base") & (p.reference != "base") & p.nohair_ratio.notna()]
-    return _rows_or_skip(p, "tuned-vs-tuned pair with an internal contrast")
+    return rows_or_skip(p, "tuned-vs-tuned pair with an internal contrast")
 
 
 def _claim_nohair(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
     p = _tuned_pairs(t)
     measured = "; ".join(
-        f"{r.model} vs {r.reference}: ratio {_g(r.nohair_ratio)} (internal "
-        f"{_g(r.internal_contrast)}, external {_g(r.external_contrast)} nats)"
+        f"{r.model} vs {r.reference}: ratio {g3(r.nohair_ratio)} (internal "
+        f"{g3(r.internal_contrast)}, external {g3(r.external_contrast)} nats)"
         for r in p.itertuples()
     )
     return measured, bool((p.nohair_ratio < th.nohair_ratio).all())
@@ -385,22 +388,22 @@ def _claim_nohair(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
 def _claim_outputs_agree(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
     p = _tuned_pairs(t)
     measured = "; ".join(
-        f"{r.model} vs {r.reference}: context cos {_g(r.context_cos)}, layer-output cos "
-        f"{_g(r.hidden_cos)}, attention JS {_g(r.attention_js)} nats"
+        f"{r.model} vs {r.reference}: context cos {g3(r.context_cos)}, layer-output cos "
+        f"{g3(r.hidden_cos)}, attention JS {g3(r.attention_js)} nats"
         for r in p.itertuples()
     )
     return measured, bool((p.context_cos > th.context_cos).all())
 
 
 def _claim_mps(t: StudyTables, th: ClaimThresholds) -> tuple[str, bool]:
-    _need(t, "internal_summary")
-    mps = _rows_or_skip(trained_updates(t, ("mps",)), "trained MPS module")
-    lora = _rows_or_skip(final_rows(trained_updates(t, ("lora",))), "trained LoRA module")
+    need_tables(t, "internal_summary")
+    mps = rows_or_skip(trained_updates(t, ("mps",)), "trained MPS module")
+    lora = rows_or_skip(final_rows(trained_updates(t, ("lora",))), "trained LoRA module")
     worst, above = _floor(mps, th.bound_tol)
     d_mps, d_lora = float(final_rows(mps).valley_depth.mean()), float(lora.valley_depth.mean())
     measured = (
         f"MPS: max S_cut - ln r = {worst:+.3g} nats ({above} of {len(mps)} module updates "
-        f"above); mean depth {_g(d_mps)} nats vs LoRA {_g(d_lora)} (final step)"
+        f"above); mean depth {g3(d_mps)} nats vs LoRA {g3(d_lora)} (final step)"
     )
     return measured, bool(above == 0 and d_mps * d_lora > 0)
 

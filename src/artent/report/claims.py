@@ -195,7 +195,7 @@ def evaluate_claims(
     evidence``.
 
     Args:
-        study_dir: a study folder (see :mod:`artent.study`), or tables already loaded.
+        study_dir: a study folder (see :mod:`artent.pipelines.study`), or tables already loaded.
         thresholds: what counts as reproduced (defaults: :class:`ClaimThresholds`).
 
     Returns:

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from artent.io import atomic_path
+from artent.folders.atomic import atomic_path
 from artent.report.claims import ClaimThresholds, evaluate_claims
 from artent.report.figures import FIGURES, draw_figures, figure_ref
 from artent.report.tables import TABLES, StudyTables, load_study
 
 __all__ = ["build_report", "check_report_replaceable", "render_report"]
 
+#: The report's file in a study, sweep or internal-tables folder.
+REPORT_FILE = "report.html"
 #: The mark of a report artent wrote; a ``report.html`` without it is never replaced.
 GENERATOR = "<meta name='generator' content='artent'>"
 # reports written before the mark began with this head
@@ -262,7 +264,7 @@ def build_report(
         thresholds: what counts as reproduced (see :class:`ClaimThresholds`).
     """
     t = load_study(study_dir)
-    path = Path(out) if out is not None else t.root / "report.html"
+    path = Path(out) if out is not None else t.root / REPORT_FILE
     check_report_replaceable(path)
     page = render_report(t, thresholds)
     with atomic_path(path) as tmp:

@@ -1,13 +1,13 @@
 """The tables of a study folder, read once for the claims and the figures (never models).
 
-:func:`load_study` reads what ``artent demo`` writes (see :mod:`artent.study`); any table may be
-missing (an interrupted or ``--quick`` study) and is then ``None``. The helpers below are the few
-selections every claim and figure shares: final steps, trained updates, Spearman trends.
+:func:`load_study` reads what ``artent demo`` writes (see :mod:`artent.pipelines.study`); any
+table may be missing (an interrupted or ``--quick`` study) and is then ``None``. The helpers
+below are the few selections every claim and figure shares: final steps, trained updates,
+Spearman trends.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +16,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from artent.errors import one_line
+from artent.analysis.attention_sink import SINK_FILE
+from artent.entanglement.sites import prime_factors
+from artent.folders.layout import (
+    LOSSES,
+    RUN_RECORD,
+    STUDY_RECORD,
+    STUDY_RUNS,
+    STUDY_STAGES,
+    SWEEP_POINTS,
+    SWEEP_RECORD,
+    SWEEP_TABLE,
+)
+from artent.folders.records import read_record, read_table
+from artent.results import Baselines, External, Internal, NoHair
 
 __all__ = [
     "TABLES",
@@ -30,70 +43,76 @@ __all__ = [
     "within_trend",
 ]
 
+
+def _at(stage: str, result: type, field: str) -> str:
+    """Where a study keeps a result's table: ``internal/internal_summary.parquet``."""
+    return f"{STUDY_STAGES[stage]}/{result.file(field)}"
+
+
 # name: (path in the study folder, columns the report reads)
 TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "internal": (
-        "internal/internal.parquet",
+        _at("internal", Internal, "profiles"),
         ("label", "step", "layer", "module", "bond", "entropy", "rmt"),
     ),
     "internal_summary": (
-        "internal/internal_summary.parquet",
+        _at("internal", Internal, "summary"),
         ("label", "step", "layer", "module", "cut", "nominal_rank", "status", "center_entropy")
         + ("valley_depth", "volume_slope"),
     ),
     "external": (
-        "external/external.parquet",
+        _at("external", External, "external"),
         ("step", "label", "layer", "head", "encoding", "order", "bond", "entropy"),
     ),
     "external_summary": (
-        "external/external_summary.parquet",
+        _at("external", External, "external_summary"),
         ("step", "label", "layer", "head", "encoding", "order", "c", "c0", "r2", "law"),
     ),
     "scaling": (
-        "external/scaling.parquet",
+        _at("external", External, "scaling"),
         ("step", "label", "layer", "head", "encoding", "T", "ln_T", "cut_entropy"),
     ),
     "baseline": (
-        "external/baseline.parquet",
+        _at("external", External, "baseline"),
         ("step", "label", "encoding", "order", "beta", "beta_source", "bond", "entropy", "c"),
     ),
     # random attention at each head's fitted beta along T (the sequence-length reading)
     "scaling_baseline": (
-        "external/scaling_baseline.parquet",
+        _at("external", External, "scaling_baseline"),
         ("step", "label", "layer", "head", "encoding", "beta", "T", "cut_entropy"),
     ),
     "nohair": (
-        "nohair/nohair.parquet",
+        _at("nohair", NoHair, "pairs"),
         ("model", "reference", "internal_contrast", "external_contrast", "nohair_ratio")
         + ("context_cos",),
     ),
     "profiles": (
-        "baselines/profiles.parquet",
+        _at("baselines", Baselines, "profiles"),
         ("kind", "rank", "bond", "entropy", "prediction", "page"),
     ),
     # the base model alone, at T = 8 ... scaling_len (the study's "base attention" stage)
     "sink": (
-        "attention/sink.parquet",
+        f"{STUDY_STAGES['base attention']}/{SINK_FILE}",
         ("step", "label", "T", "layer", "head", "sink_share", "uniform_share"),
     ),
     "base_external": (
-        "attention/external.parquet",
+        _at("base attention", External, "external"),
         ("T", "layer", "head", "encoding", "order", "bond", "entropy"),
     ),
     "base_external_summary": (
-        "attention/external_summary.parquet",
+        _at("base attention", External, "external_summary"),
         ("T", "layer", "head", "encoding", "order", "c", "c0", "r2", "law"),
     ),
     "base_scaling": (
-        "attention/scaling.parquet",
+        _at("base attention", External, "scaling"),
         ("layer", "head", "encoding", "T", "ln_T", "cut_entropy"),
     ),
     "base_baseline": (
-        "attention/baseline.parquet",
+        _at("base attention", External, "baseline"),
         ("encoding", "order", "beta", "beta_source", "T", "bond", "entropy", "c"),
     ),
     "base_scaling_baseline": (
-        "attention/scaling_baseline.parquet",
+        _at("base attention", External, "scaling_baseline"),
         ("layer", "head", "encoding", "beta", "T", "cut_entropy"),
     ),
 }
@@ -118,7 +137,6 @@ MODEL_NAMES = {
 }
 LOSS_COLUMNS = ("step", "split", "loss")
 SWEEP_COLUMNS = ("name", "status", "error", "heldout_loss", "center_entropy", "valley_depth")
-POINTS = "points"  # a sweep folder's runs
 
 
 @dataclass
@@ -172,27 +190,6 @@ class StudyTables:
         return out.assign(data=out["data"].fillna("?"))
 
 
-def _read_parquet(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as e:  # noqa: BLE001 - any read error is the file's fault
-        raise ValueError(f"{path}: cannot read ({one_line(e)})") from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column {missing[0]!r}")
-    return frame
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: cannot parse JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return data
-
-
 _KIND_METHOD = {"dense": "fft", "mps": "mps"}
 
 
@@ -203,22 +200,14 @@ def _sweep_tables(root: Path) -> tuple[dict, dict[str, pd.DataFrame | None]]:
     point's folder);
     ``sweep.parquet`` itself becomes the ``sweep`` table.
     """
-    spec = _read_json(root / "sweep.json") if (root / "sweep.json").is_file() else {}
+    spec = read_record(root / SWEEP_RECORD) if (root / SWEEP_RECORD).is_file() else {}
     tables: dict[str, pd.DataFrame | None] = {name: None for name in TABLES}
-    tables["sweep"] = _read_parquet(root / "sweep.parquet", SWEEP_COLUMNS)
+    tables["sweep"] = read_table(root / SWEEP_TABLE, SWEEP_COLUMNS)
     # A point's attention tables are there when the sweep spec asked for them.
-    for name in (
-        "internal",
-        "internal_summary",
-        "external",
-        "external_summary",
-        "scaling",
-        "baseline",
-        "scaling_baseline",
-    ):
+    for name in (*Internal.FILES.values(), *External.FILES.values()):
         rel, cols = TABLES[name]
         parts = [
-            _read_parquet(f, cols) for f in sorted((root / POINTS).glob(f"*/{Path(rel).name}"))
+            read_table(f, cols) for f in sorted((root / SWEEP_POINTS).glob(f"*/{Path(rel).name}"))
         ]
         tables[name] = pd.concat(parts, ignore_index=True) if parts else None
     study = {
@@ -235,10 +224,10 @@ def internal_folder(root: Path) -> Path | None:
     --out``, or the training callback's folder), or ``root/artent`` (the callback's folder under a
     Trainer's ``output_dir``); ``None`` for study and sweep folders and anything else.
     """
-    if (root / "study.json").is_file() or (root / "sweep.parquet").is_file():
+    if (root / STUDY_RECORD).is_file() or (root / SWEEP_TABLE).is_file():
         return None
     for folder in (root, root / "artent"):
-        if (folder / "internal_summary.parquet").is_file():
+        if Internal.saved(folder):
             return folder
     return None
 
@@ -251,11 +240,11 @@ def _internal_tables(root: Path) -> tuple[dict, dict[str, pd.DataFrame | None]]:
     """
     tables: dict[str, pd.DataFrame | None] = {name: None for name in TABLES}
     tables["sweep"] = None
-    for name in ("internal", "internal_summary"):
+    for name in Internal.FILES.values():
         rel, cols = TABLES[name]
         path = root / Path(rel).name
-        tables[name] = _read_parquet(path, cols) if path.is_file() else None
-    record = _read_json(root / "run.json") if (root / "run.json").is_file() else {}
+        tables[name] = read_table(path, cols) if path.is_file() else None
+    record = read_record(root / RUN_RECORD) if (root / RUN_RECORD).is_file() else {}
     study: dict[str, Any] = {"versions": record.get("versions", {})}
     config = record.get("config", {}) if isinstance(record.get("config"), dict) else {}
     if record.get("command") == "callback":
@@ -282,31 +271,32 @@ def load_study(study_dir: str | Path) -> StudyTables:
     if single is not None:
         root = single
         study, tables = _internal_tables(root)
-        runs_dir = root / "runs"  # none: the run's losses sit beside the tables
-    elif (root / "sweep.parquet").is_file():
+        runs_dir = root / STUDY_RUNS  # none: the run's losses sit beside the tables
+    elif (root / SWEEP_TABLE).is_file():
         study, tables = _sweep_tables(root)
-        runs_dir = root / POINTS
+        runs_dir = root / SWEEP_POINTS
     else:
-        study = _read_json(root / "study.json") if (root / "study.json").is_file() else {}
+        record = root / STUDY_RECORD
+        study = read_record(record) if record.is_file() else {}
         tables = {
-            name: _read_parquet(root / rel, cols) if (root / rel).is_file() else None
+            name: read_table(root / rel, cols) if (root / rel).is_file() else None
             for name, (rel, cols) in TABLES.items()
         }
         tables["sweep"] = None
-        runs_dir = root / "runs"
+        runs_dir = root / STUDY_RUNS
     runs = [dict(r) for r in study.get("runs", []) if isinstance(r, dict) and "name" in r]
     names = [r["name"] for r in runs]
     run_dirs = sorted(p for p in runs_dir.glob("*") if p.is_dir())
     names += [p.name for p in run_dirs if p.name not in names]
     records, losses = {}, []
-    if single is not None and (root / "losses.parquet").is_file() and names:
-        losses.append(_read_parquet(root / "losses.parquet", LOSS_COLUMNS).assign(label=names[0]))
+    if single is not None and (root / LOSSES).is_file() and names:
+        losses.append(read_table(root / LOSSES, LOSS_COLUMNS).assign(label=names[0]))
     for name in names:
         folder = runs_dir / name
-        if (folder / "run.json").is_file():
-            records[name] = _read_json(folder / "run.json")
-        if (folder / "losses.parquet").is_file():
-            losses.append(_read_parquet(folder / "losses.parquet", LOSS_COLUMNS).assign(label=name))
+        if (folder / RUN_RECORD).is_file():
+            records[name] = read_record(folder / RUN_RECORD)
+        if (folder / LOSSES).is_file():
+            losses.append(read_table(folder / LOSSES, LOSS_COLUMNS).assign(label=name))
     by_name = {r["name"]: r for r in runs}
     for name, rec in records.items():  # runs not in study.json: their own config
         if name not in by_name:
@@ -365,8 +355,6 @@ def length_scaling_fit(T: np.ndarray, y: np.ndarray) -> dict[str, float]:
         unit of ``ln T``), ``r2_volume``, ``aic_volume`` (AIC with 2 parameters each), and the
         lines' coefficients ``cardy_coef``/``volume_coef`` for drawing.
     """
-    from artent.entanglement.sites import prime_factors
-
     T, y = np.asarray(T, float), np.asarray(y, float)
     n_sites = np.array([2 * len(prime_factors(int(x))) for x in T], dtype=float)
 

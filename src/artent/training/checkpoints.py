@@ -7,32 +7,25 @@ before each checkpoint that depends on it (:func:`save_checkpoint`).
 
 from __future__ import annotations
 
-import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-from artent.io import named_os_error, umask_permissions, write_parquet
+from artent.folders.atomic import named_os_error, umask_permissions, write_parquet
+from artent.folders.layout import checkpoint_folder, checkpoints
 from artent.training.config import TrainConfig
 from artent.training.methods import load_checkpoint_weights, save_checkpoint_weights
-
-CHECKPOINT_DIR = re.compile(r"step-(\d{6})")
 
 
 def checkpoint_steps(out: Path) -> list[int]:
     """Steps of the complete checkpoints (``step-NNNNNN/``; never a ``.tmp`` folder)."""
-    folder = out / "checkpoints"
-    if not folder.is_dir():
-        return []
-    return sorted(
-        int(m.group(1)) for p in folder.iterdir() if (m := CHECKPOINT_DIR.fullmatch(p.name))
-    )
+    return [step for step, _ in checkpoints(out)]
 
 
 def latest_checkpoint(out: Path) -> Path | None:
     """The newest complete checkpoint that holds the trainer state to resume from."""
     for step in reversed(checkpoint_steps(out)):
-        folder = out / "checkpoints" / f"step-{step:06d}"
+        folder = checkpoint_folder(out, step)
         if (folder / "trainer_state.pt").is_file():
             return folder
     return None
@@ -73,7 +66,7 @@ def save_checkpoint(out: Path, step: int, model, optimizer, cfg: TrainConfig, lo
 
     write_parquet(out / "losses.parquet", pd.DataFrame(log))
     journal("losses", step)
-    folder = out / "checkpoints" / f"step-{step:06d}"
+    folder = checkpoint_folder(out, step)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     with _names_failed_write(tmp):

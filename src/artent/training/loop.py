@@ -27,21 +27,17 @@ import numpy as np
 
 from artent.data.formats import load_conversations
 from artent.data.generators import synthetic_openthoughts, synthetic_tulu, write_dataset
-from artent.io import (
-    atomic_path,
-    versions,
-    write_json,
-    write_parquet,
-)
-from artent.models.cache_dir import cache_root
-from artent.models.loading import load_base
-from artent.outdir import (
+from artent.folders.atomic import atomic_path, write_json, write_parquet
+from artent.folders.claim import (
     LOCK_NAME,
     check_out,
     claim_out,
     clear_folder,
     remove_stale_temporaries,
 )
+from artent.folders.layout import cache_root
+from artent.folders.records import versions
+from artent.models.loading import load_base
 from artent.progress import progress
 from artent.schedule import learning_rate
 from artent.training.checkpoints import latest_checkpoint, resume, save_checkpoint

@@ -29,7 +29,9 @@ random-attention baseline is drawn at the median ``beta_fit`` of the model (``be
 "fitted"``) besides a fixed grid of betas.
 
 The package's modules: ``config`` (:class:`ExternalConfig`), ``measure`` (the layer-by-layer
-measurement and the tables), ``baseline`` (random attention) and ``plot`` (the figure).
+measurement of one model and its tables), ``jobs`` (which models and checkpoints are measured,
+and the loop that loads and measures each), ``encoding`` (maps as states), ``baseline`` (random
+attention), ``plot`` (the figure), ``readings`` and ``compare`` (the tables read afterwards).
 """
 
 from __future__ import annotations

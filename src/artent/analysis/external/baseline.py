@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from artent.analysis.external.config import ExternalConfig
+from artent.analysis.external.encoding import encode
 from artent.entanglement.batched import batched_matrix_profiles
 from artent.entanglement.fits import fit_cardy
 from artent.entanglement.rmt import random_attention
@@ -31,8 +32,6 @@ def random_attention_profiles(
     """
     import torch
 
-    from artent.analysis.external.measure import encode
-
     rng = np.random.default_rng(seed)
     mats = np.stack([random_attention(T, beta, causal=causal, rng=rng) for _ in range(samples)])
     x = encode(torch.from_numpy(mats), encoding)
@@ -52,21 +51,31 @@ def baseline_rows(
     """
     import torch
 
-    from artent.analysis.external.measure import encode
-
     rows = []
     betas = [(b, "grid") for b in cfg.baseline_betas] + [(fitted_beta, "fitted")]
+    t = cfg.seq_len
+    step = max(1, cfg.profile_chunk_elements // (t * t))  # at most a chunk of matrices held
     for beta, source in betas:
         rng = np.random.default_rng(cfg.seed)
-        draws = [
-            random_attention(cfg.seq_len, beta, causal=causal, rng=rng)
-            for _ in range(cfg.baseline_samples)
-        ]
-        mats = torch.from_numpy(np.stack(draws))
+        parts: dict[tuple[str, str], list[np.ndarray]] = {
+            (e, o): [] for e in cfg.encodings for o in cfg.orders
+        }
+        for start in range(0, cfg.baseline_samples, step):  # drawn in order, a chunk at a time
+            draws = [
+                random_attention(t, beta, causal=causal, rng=rng)
+                for _ in range(min(step, cfg.baseline_samples - start))
+            ]
+            mats = torch.from_numpy(np.stack(draws))
+            del draws
+            for encoding in cfg.encodings:
+                x = encode(mats, encoding)
+                for order in cfg.orders:
+                    parts[encoding, order].append(
+                        batched_matrix_profiles(x, order=order, device=cfg.device)
+                    )
         for encoding in cfg.encodings:
-            x = encode(mats, encoding)
             for order in cfg.orders:
-                prof = batched_matrix_profiles(x, order=order, device=cfg.device)
+                prof = np.concatenate(parts[encoding, order])
                 mean = prof.mean(axis=0)
                 std = prof.std(axis=0, ddof=1) if len(prof) > 1 else np.zeros_like(mean)
                 fit = fit_cardy(mean, cfg.boundary)
@@ -107,8 +116,6 @@ def scaling_baseline(summary, cfg: ExternalConfig, meta: dict, *, causal: bool =
 
     import pandas as pd
     import torch
-
-    from artent.analysis.external.measure import encode
 
     columns = [*meta, "layer", "head", "encoding", "beta", "T", "ln_T", "cut_entropy"]
     n = cfg.scaling_baseline_samples

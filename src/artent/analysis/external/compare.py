@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from artent.analysis.external.readings import SINK_HEAD_SHARE, per_layer
+from artent.folders.atomic import pyplot, save_figure
 
 #: (column of :func:`~artent.analysis.external.readings.per_layer`, axis label) per panel.
 PANELS = (
@@ -31,8 +32,6 @@ def plot_models(tables: dict, path: str | Path | None = None):
     depths line up; the legend sits below the panels, outside the data. Amplitude encoding,
     sequential order (the tables' other encodings and orders are not drawn).
     """
-    from artent.io import pyplot, save_figure
-
     plt = pyplot()
     layers = per_layer(tables)
     fig, axes = plt.subplots(1, len(PANELS), figsize=(4 * len(PANELS), 3.6), layout="constrained")

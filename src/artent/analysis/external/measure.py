@@ -16,20 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from artent.analysis.external.baseline import baseline_rows, scaling_baseline
 from artent.analysis.external.config import ExternalConfig
+from artent.analysis.external.encoding import encode
 from artent.entanglement.batched import batched_matrix_profiles
 from artent.entanglement.fits import compare_laws
 from artent.entanglement.sites import prime_factors
-
-
-def encode(attn, encoding: str):
-    """``[..., T, T]`` attention maps as float64 amplitudes of the chosen encoding."""
-    import torch
-
-    if encoding != "born":
-        return attn.double()
-    # A copy of our own, then in place: eager softmax rounding can leave -0.0; never NaN.
-    return attn.to(torch.float64, copy=True).clamp_min_(0.0).sqrt_()
 
 
 def profiles(x, order: str | None):
@@ -216,8 +208,86 @@ def _columns(n: int, meta: dict, **arrays) -> dict:
     return {**{k: [v] * n for k, v in meta.items()}, **arrays}
 
 
+def _profile_frame(mean, std, site, cfg: ExternalConfig, meta: dict, kind: dict, key) -> Any:
+    """The ``external`` rows of one layer in one encoding and order: mean profile per head."""
+    import pandas as pd
+
+    encoding, order = key
+    n_heads, n_bonds = mean.shape
+    n = n_heads * n_bonds
+    return pd.DataFrame(
+        _columns(
+            n,
+            meta,
+            T=np.full(n, cfg.seq_len),
+            layer=np.full(n, site.index),
+            head=np.repeat(np.arange(n_heads), n_bonds),
+            encoding=[encoding] * n,
+            order=[order] * n,
+            bond=np.tile(np.arange(1, n_bonds + 1), n_heads),
+            entropy=mean.ravel(),
+            std=std.ravel(),
+            **{k: [v] * n for k, v in kind.items()},
+        )
+    )
+
+
+def _summary_rows(mean, site, cfg: ExternalConfig, meta: dict, kind: dict, key, beta_fit, sink):
+    """The ``external_summary`` rows of one layer in one encoding and order: each head's Cardy
+    fit and law comparison, middle-bond entropy, fitted beta and sink share."""
+    encoding, order = key
+    n_bonds = mean.shape[1]
+    rows = []
+    for head, prof in enumerate(mean):
+        laws = compare_laws(prof, boundary=cfg.boundary)
+        rows.append(
+            dict(
+                meta,
+                T=cfg.seq_len,
+                layer=site.index,
+                head=head,
+                encoding=encoding,
+                order=order,
+                c=laws.cardy.c,
+                c0=laws.cardy.c0,
+                r2=laws.cardy.r2,
+                law=laws.best,
+                delta_aic=laws.delta_aic,
+                center_entropy=prof[(n_bonds + 1) // 2 - 1],
+                beta_fit=beta_fit[head],
+                sink_share=sink[head],
+                **kind,
+            )
+        )
+    return rows
+
+
+def _scaling_frame(mean, std, site, meta: dict, kind: dict, key) -> Any:
+    """The ``scaling`` rows of one layer in one encoding at one length ``t``: the row|column
+    entropy per head."""
+    import pandas as pd
+
+    encoding, t = key
+    n = len(mean)
+    return pd.DataFrame(
+        _columns(
+            n,
+            meta,
+            layer=np.full(n, site.index),
+            head=np.arange(n),
+            encoding=[encoding] * n,
+            T=np.full(n, t),
+            ln_T=np.full(n, math.log(t)),
+            cut_entropy=mean,
+            std=std,
+            **{k: [v] * n for k, v in kind.items()},
+        )
+    )
+
+
 def build_tables(found: _Measurements, layers: Sequence, cfg: ExternalConfig, meta: dict):
-    """The ``external``, ``external_summary`` and ``scaling`` tables (pandas) of a measurement."""
+    """The ``external``, ``external_summary`` and ``scaling`` tables (pandas) of a measurement,
+    and the median fitted beta (the random baseline's)."""
     import pandas as pd
 
     ext, summary, scaling = [], [], []
@@ -228,68 +298,13 @@ def build_tables(found: _Measurements, layers: Sequence, cfg: ExternalConfig, me
         i = site.index
         kind = dict(causal=found.causal, local=site.local, window=site.window)
         sink = found.sink_sum[i] / max(found.n_windows[i], 1)
-        for (encoding, order), per_layer in found.profiles.items():
+        for key, per_layer in found.profiles.items():
             mean, std = _mean_std(per_layer[i])  # [heads, bonds]
-            n_heads, n_bonds = mean.shape
-            n = n_heads * n_bonds
-            ext.append(
-                pd.DataFrame(
-                    _columns(
-                        n,
-                        meta,
-                        T=np.full(n, cfg.seq_len),
-                        layer=np.full(n, i),
-                        head=np.repeat(np.arange(n_heads), n_bonds),
-                        encoding=[encoding] * n,
-                        order=[order] * n,
-                        bond=np.tile(np.arange(1, n_bonds + 1), n_heads),
-                        entropy=mean.ravel(),
-                        std=std.ravel(),
-                        **{k: [v] * n for k, v in kind.items()},
-                    )
-                )
-            )
-            for head in range(n_heads):
-                prof = mean[head]
-                laws = compare_laws(prof, boundary=cfg.boundary)
-                summary.append(
-                    dict(
-                        meta,
-                        T=cfg.seq_len,
-                        layer=i,
-                        head=head,
-                        encoding=encoding,
-                        order=order,
-                        c=laws.cardy.c,
-                        c0=laws.cardy.c0,
-                        r2=laws.cardy.r2,
-                        law=laws.best,
-                        delta_aic=laws.delta_aic,
-                        center_entropy=prof[(n_bonds + 1) // 2 - 1],
-                        beta_fit=beta_fit[i][head],
-                        sink_share=sink[head],
-                        **kind,
-                    )
-                )
-        for (encoding, t), per_layer in found.cuts.items():
+            ext.append(_profile_frame(mean, std, site, cfg, meta, kind, key))
+            summary += _summary_rows(mean, site, cfg, meta, kind, key, beta_fit[i], sink)
+        for key, per_layer in found.cuts.items():
             mean, std = _mean_std(per_layer[i])  # [heads]
-            n = len(mean)
-            scaling.append(
-                pd.DataFrame(
-                    _columns(
-                        n,
-                        meta,
-                        layer=np.full(n, i),
-                        head=np.arange(n),
-                        encoding=[encoding] * n,
-                        T=np.full(n, t),
-                        ln_T=np.full(n, math.log(t)),
-                        cut_entropy=mean,
-                        std=std,
-                        **{k: [v] * n for k, v in kind.items()},
-                    )
-                )
-            )
+            scaling.append(_scaling_frame(mean, std, site, meta, kind, key))
     fitted = float(np.median(np.concatenate(beta_fit)))
     tables = {
         "external": pd.concat(ext, ignore_index=True),
@@ -359,7 +374,6 @@ def run_external(
     """
     import pandas as pd
 
-    from artent.analysis.external.baseline import baseline_rows, scaling_baseline
     from artent.data.corpus import CorpusWindows, corpus_windows
 
     if isinstance(texts, CorpusWindows):
@@ -375,46 +389,15 @@ def run_external(
     found, layers = measure_attention(model, windows.ids, cfg)
     meta = {"step": step, "label": label}
     tables, fitted = build_tables(found, layers, cfg, meta)
-    base = pd.DataFrame(baseline_rows(cfg, fitted, meta, causal=found.causal))
-    base["causal"] = found.causal
-    tables["baseline"] = base
+    baseline = pd.DataFrame(baseline_rows(cfg, fitted, meta, causal=found.causal))
+    baseline["causal"] = found.causal
+    tables["baseline"] = baseline
     tables["scaling_baseline"] = scaling_baseline(
         tables["external_summary"], cfg, meta, causal=found.causal
     )
     for frame in tables.values():  # how the windows began: a column of every table
         frame["window_start"] = windows.window_start
     return tables
-
-
-def window_frames(
-    bases: Sequence[str], start: str, *, loaded: dict[str, Any] | None = None
-) -> dict[str, str]:
-    """Each base model's window frame under ``start``, read off its tokenizer alone, so that a
-    start the tokenizer cannot give (``bos`` without a BOS token) fails before any model loads.
-
-    Args:
-        bases: model names or folders (their tokenizers are loaded).
-        start: the window start (:data:`artent.data.corpus.WINDOW_STARTS`).
-        loaded: ``{name: tokenizer}`` of models in memory, whose tokenizers are given.
-
-    Returns:
-        ``{base: frame}``, the frame as text (``"<s> ..."``) for the run record.
-
-    Raises:
-        ValueError: one line naming the option and the model.
-    """
-    from artent.data.corpus import window_frame
-    from artent.models.loading import load_tokenizer
-
-    tokenizers = {base: None for base in bases} | (loaded or {})
-    frames = {}
-    for base, tok in tokenizers.items():
-        try:
-            frames[base] = window_frame(tok or load_tokenizer(base), start).tokens
-        except ValueError as e:
-            why = str(e).removeprefix(f"window_start {start}: ")
-            raise ValueError(f"window_start={start}: model {base}: {why}") from None
-    return frames
 
 
 def tokenize_texts(tokenizer: Any, texts: Any, seq_len: int, n_texts: int | None = None):

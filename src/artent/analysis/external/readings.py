@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 
 from artent.entanglement.length import LengthLaw, fit_length_law
+from artent.entanglement.rmt import page_profile
+from artent.entanglement.sites import prime_factors
 
 __all__ = [
     "SINK_HEAD_SHARE",
@@ -46,9 +48,6 @@ def page_ratio(ext: pd.DataFrame) -> pd.Series:
     The Page curve of a ``T x T`` state (row sites, then column sites: the volume law a random
     attention-sized state follows) at the row's bond; NaN for rows of another order.
     """
-    from artent.entanglement.rmt import page_profile
-    from artent.entanglement.sites import prime_factors
-
     out = pd.Series(np.nan, index=ext.index, dtype=float)
     seq = ext.order == "sequential"
     for T, g in ext[seq].groupby("T"):

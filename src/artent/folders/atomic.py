@@ -1,4 +1,4 @@
-"""Run folders: atomic writes and the provenance every result carries.
+"""Atomic writes: every result file (tables, records, figures) appears complete or not at all.
 
 Every writer here writes to a temporary name beside the target and renames it into place, so an
 interrupted or failed run never leaves a half-written result file behind.
@@ -8,28 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import sys
 import tempfile
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from artent.errors import one_line
-
-PACKAGES = ("artent", "numpy", "scipy", "torch", "transformers", "peft", "safetensors", "pandas")
-
-
-def versions() -> dict[str, str]:
-    """Python, platform and the versions of the packages a result depends on."""
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 @contextmanager
@@ -94,14 +78,6 @@ def write_parquet(path: str | os.PathLike, frame) -> Path:
     return Path(path)
 
 
-def write_run_record(out_dir: str | os.PathLike, command: str, config: dict[str, Any]) -> Path:
-    """Record the exact config and versions that made a run folder (``run.json``)."""
-    return write_json(
-        Path(out_dir) / "run.json",
-        {"command": command, "argv": sys.argv, "config": config, "versions": versions()},
-    )
-
-
 def pyplot():
     """matplotlib's pyplot on the headless Agg backend (no display is ever needed)."""
     import matplotlib
@@ -126,36 +102,3 @@ def save_figure(fig, path: str | os.PathLike | None):
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return Path(path)
-
-
-def read_mapping(
-    path: str | os.PathLike, what: str, expected: str, *, allow_empty: bool = False
-) -> dict[str, Any]:
-    """A JSON or YAML (``.yaml``/``.yml``) file holding a mapping, or a one-line ValueError.
-
-    Args:
-        path: the file.
-        what: how errors name the file (``"config file"``, ``"sweep spec"``).
-        expected: what the top level must be, for the error (``"a mapping of options"``).
-        allow_empty: an empty YAML file reads as ``{}`` instead of an error.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{what} {path}: no such file")
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(path.read_text())
-        else:
-            data = json.loads(path.read_text())
-    except Exception as e:  # noqa: BLE001 - any parse error is the file's fault
-        raise ValueError(f"{what} {path}: cannot parse ({one_line(e)})") from None
-    if data is None and allow_empty:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{what} {path}: expected {expected}")
-    bad = [k for k in data if not isinstance(k, str)]
-    if bad:  # YAML reads `1: 2` as an integer key
-        raise ValueError(f"{what} {path}: key {bad[0]!r} is not a name (expected {expected})")
-    return data

@@ -10,14 +10,14 @@ import os
 from pathlib import Path
 
 from artent.errors import one_line
-from artent.io import write_json
+from artent.pipelines.points import failed_row, run_point
 
-__all__ = ["RAY_MISSING"]
+__all__ = ["RAY_MISSING", "connect_ray", "run_processes", "run_ray"]
 
 RAY_MISSING = "Ray is not installed: pip install 'artent[ray]'"
 
 
-def _connect_ray(address: str, workers: int) -> bool:
+def connect_ray(address: str, workers: int) -> bool:
     """Start (``local``) or join Ray; return whether this call did (and so shuts it down).
 
     Raises:
@@ -63,10 +63,8 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         raise ValueError(f"--ray {address}: cannot connect ({e.strerror or e})") from None
 
 
-def _run_ray(points, out, kwargs) -> list[dict]:
-    import ray
-
-    from artent.sweep import run_point
+def run_ray(points, out, kwargs) -> list[dict]:
+    import ray  # lazy: Ray only when asked for
 
     task = ray.remote(num_cpus=1)(run_point)
     refs = [task.remote(p, str(out), **kwargs, single_thread=True) for p in points]
@@ -75,7 +73,8 @@ def _run_ray(points, out, kwargs) -> list[dict]:
         try:
             rows.append(ray.get(ref))
         except Exception as e:  # noqa: BLE001 - a worker that died fails its point alone
-            rows.append(_failed_row(point, out, kwargs.get("grid_keys") or [], one_line(e)[:300]))
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            rows.append(failed_row(point, out, kwargs.get("grid_keys") or [], lines[0][:300]))
     return rows
 
 
@@ -85,7 +84,7 @@ def _worker(runner, out: str, kwargs: dict, conn) -> None:
         conn.send(runner(point, out, **kwargs, single_thread=True))
 
 
-def _run_processes(points, out: Path, kwargs: dict, workers: int, runner=None) -> list[dict]:
+def run_processes(points, out: Path, kwargs: dict, workers: int, runner=None) -> list[dict]:
     """The points on ``workers`` spawned processes, each running one point after another; a
     worker that dies (killed, out of memory) fails the point it was running alone, a new worker
     takes its place, and the others go on.
@@ -95,8 +94,6 @@ def _run_processes(points, out: Path, kwargs: dict, workers: int, runner=None) -
     """
     import multiprocessing as mp
     from multiprocessing.connection import wait
-
-    from artent.sweep import run_point
 
     runner = runner or run_point
     # spawn, not fork: forking a process that has started torch's thread pools can hang.
@@ -153,19 +150,4 @@ def _dead_worker_row(point: dict, out: Path, proc, grid_keys: list[str]) -> dict
     """The failed row of a point whose worker died without a row (written so a rerun retries)."""
     code = proc.exitcode
     how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-    return _failed_row(point, out, grid_keys, f"the worker process running this point died ({how})")
-
-
-def _failed_row(point: dict, out: Path, grid_keys: list[str], why: str) -> dict:
-    """The row of a point whose worker gave none, written to its folder so a rerun retries it."""
-    from artent.sweep import _folder_name, _row_base
-
-    run = Path(out) / "points" / _folder_name(point["name"])
-    row = {
-        **_row_base(point, grid_keys),
-        "status": "failed",
-        "error": f"WorkerDied: {why}",
-        "run": str(run),
-    }
-    write_json(run / "row.json", row)
-    return {**row, "reused": False}
+    return failed_row(point, out, grid_keys, f"the worker process running this point died ({how})")

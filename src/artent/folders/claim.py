@@ -18,7 +18,6 @@ input or a file that ``profile`` did not write.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -26,31 +25,11 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from artent.io import write_json
+from artent.folders.atomic import write_json
+from artent.folders.layout import cache_root
+from artent.folders.records import folder_owner
 
 LOCK_NAME = ".artent.lock"
-#: Files that mark a folder as an artent command's; ``run.json`` names its command inside.
-RECORDS = {"run.json": None, "study.json": "demo", "sweep.json": "sweep"}
-
-
-def folder_owner(folder: str | os.PathLike) -> str | None:
-    """The artent command whose results ``folder`` holds, or ``None``.
-
-    A ``run.json`` that is not an artent record reads as ``"unknown"`` (never overwritten).
-    """
-    folder = Path(folder)
-    for name, command in RECORDS.items():
-        record = folder / name
-        if not record.is_file():
-            continue
-        if command is not None:
-            return command
-        try:
-            found = json.loads(record.read_text()).get("command")
-        except (OSError, ValueError, AttributeError):
-            found = None
-        return found if isinstance(found, str) else "unknown"
-    return None
 
 
 def _label(out: Path) -> str:
@@ -64,8 +43,6 @@ def _contains(folder: Path, item: Path) -> bool:
 def _check_not_cache(out: Path, resolved: Path) -> None:
     """The model cache (named models, converted GGUFs) is never an output folder, nor inside one
     (a ``--force`` rerun clears its folder)."""
-    from artent.models.cache import cache_root
-
     cache = cache_root().expanduser().resolve()
     if _contains(cache, resolved):
         raise ValueError(
