@@ -111,7 +111,7 @@ def test_local_sweep_table(local_sweep):
         summary = pd.read_parquet(run / "internal_summary.parquet")
         assert set(summary.step) == {6}
         assert row.center_entropy == pytest.approx(summary.center_entropy.mean())
-        # LoRA rank r: the centre entropy is at most ln r (METHOD.md area law).
+        # LoRA rank r: the centre entropy is at most ln r (the area law, docs/method.md).
         assert row.center_entropy <= np.log(row.rank) + 1e-9
         assert row.within_bound_all == bool(summary.within_bound.all())
     # Different learning rates give different runs.

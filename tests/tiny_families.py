@@ -106,3 +106,32 @@ def make_family_tokenizer(family: str):
             special_tokens=list(ids.items()),
         )
     return PreTrainedTokenizerFast(tokenizer_object=backend, **special)
+
+
+#: the tiny LLaMA most tests train or read: two layers, four heads (two key-value), width 64
+TINY_LLAMA = dict(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=128,
+    vocab_size=128,
+)
+
+
+def tiny_llama(seed: int | None = 0, *, eval: bool = False, **options):
+    """A tiny random ``LlamaForCausalLM``: :data:`TINY_LLAMA` with ``options`` on top.
+
+    Args:
+        seed: torch's seed, set before the weights are drawn (``None``: not set).
+        eval: in eval mode (else as transformers builds it, in training mode).
+        **options: ``LlamaConfig`` fields that differ (``max_position_embeddings=64``...).
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(**{**TINY_LLAMA, **options})
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    return model.eval() if eval else model

@@ -37,8 +37,9 @@ from artent.arguments import (
 from artent.folders.claim import check_out, claim_out
 from artent.folders.records import write_run_record
 from artent.inputs import external_jobs, internal_sources, labelled
-from artent.models.loading import check_adapter_on, resolve_device
+from artent.models.loading import check_adapter_on
 from artent.results import External, Internal, NoHair
+from artent.validation import resolve_device
 
 __all__ = ["External", "Internal", "NoHair", "external", "internal", "nohair", "read_texts"]
 
@@ -62,7 +63,7 @@ def read_texts(texts: PathLike | Sequence[str]):
 
     if not isinstance(texts, (str, Path)):
         return Corpus.from_texts(list(texts))
-    return read_corpus(texts)  # its errors name the path once (``--texts PATH: ...``)
+    return read_corpus(texts)  # its errors name the path once (``texts=PATH: ...``)
 
 
 #: what each analysis writes into ``out`` (besides run.json)
@@ -156,7 +157,7 @@ def internal(
     inputs = [p for p in paths if isinstance(p, str | Path)]
     _check_out(out, "internal", inputs)
     cfg = InternalConfig(
-        modules=name_list(modules, "--modules"),
+        modules=name_list(modules, "modules="),
         layers=parse_layers(layers),
         k=k,
         order=order,
@@ -177,7 +178,7 @@ def internal(
         allow_pickle=allow_pickle,
     )
     if cfg.what != "update" and any(s.base is None for s in sources):
-        raise ValueError(f"--what {cfg.what} needs the base weights: pass --base")
+        raise ValueError(f"what={cfg.what} needs the base weights: pass base=")
     with _claim(out, "internal", inputs) as claim:
         result = Internal(*run_internal(sources, cfg, progress=progress))
         if out is not None:
@@ -249,12 +250,12 @@ def external(
     )
     _check_out(out, "external", inputs)
     corpus = read_texts(texts)
-    resolve_device(device)  # a device that is not there is refused before any work
+    resolve_device(device, "device=")  # a device that is not there is refused before any work
     cfg = ExternalConfig(
         seq_len=seq_len,
         n_texts=n_texts,
-        encodings=tuple(name_list(encodings, "--encodings")),
-        orders=tuple(name_list(orders, "--orders")),
+        encodings=tuple(name_list(encodings, "encodings=")),
+        orders=tuple(name_list(orders, "orders=")),
         window_start=window_start,
         profile_chunk_elements=profile_chunk_elements,
     )
@@ -397,7 +398,7 @@ def nohair(
         seq_len=seq_len,
         n_texts=n_texts,
         device=device,
-        modules=name_list(modules, "--modules"),
+        modules=name_list(modules, "modules="),
         allow_pickle=allow_pickle,
         window_start=window_start,
     )

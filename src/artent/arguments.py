@@ -137,7 +137,7 @@ def parse_layers(layers: str | int | Iterable[int] | None) -> list[int] | None:
             out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
         return out
     except ValueError:
-        raise ValueError(f"--layers must look like 0,1,5-7, got {layers!r}") from None
+        raise ValueError(f"layers= must look like 0,1,5-7, got {layers!r}") from None
 
 
 def _listed(value: str | os.PathLike | Iterable[str | os.PathLike] | None) -> list[str]:

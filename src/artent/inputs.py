@@ -1,6 +1,6 @@
 """The inputs of the analyses as the API takes them: labels, runs, hub ids, models in memory.
 
-:mod:`artent.api` hands what the user passed (paths, ``{label: path}`` mappings, ``--label``
+:mod:`artent.api` hands what the user passed (paths, ``{label: path}`` mappings, ``label=``
 names, hub ids, loaded models) to the functions here, which turn them into the sources of the
 internal analysis and the jobs of the external one, each with its unique label
 (:mod:`artent.analysis.labels`) and its step (:func:`artent.analysis.runs.checkpoint_step`).
@@ -49,7 +49,7 @@ def local_or_hub(name: Any, option: str, *, allow_pickle: bool = False) -> str:
 
     Args:
         name: a path, or a hub repository id (``org/name``).
-        option: how errors name the option (``--adapter``).
+        option: how errors name the parameter, ahead of the path (``adapter=``).
         allow_pickle: also fetch ``*.bin`` weights.
 
     Raises:
@@ -61,11 +61,11 @@ def local_or_hub(name: Any, option: str, *, allow_pickle: bool = False) -> str:
     if Path(text).expanduser().exists() or text in ("tiny", "smollm2"):
         return text
     if not HUB_ID.fullmatch(text) or text.startswith((".", "/")):
-        raise ValueError(f"{option} {text}: no such file or folder")
+        raise ValueError(f"{option}{text}: no such file or folder")
     try:
         from huggingface_hub import snapshot_download
     except ImportError:  # pragma: no cover - transformers depends on it
-        raise ValueError(f"{option} {text}: no such file or folder") from None
+        raise ValueError(f"{option}{text}: no such file or folder") from None
     patterns = HUB_FILES + (["*.bin"] if allow_pickle else [])
     offline = _hub_offline()
     try:
@@ -75,12 +75,12 @@ def local_or_hub(name: Any, option: str, *, allow_pickle: bool = False) -> str:
         if offline or any(w in kind for w in ("Offline", "LocalEntry", "Connect", "Timeout")):
             why = "HF_HUB_OFFLINE is set" if offline else "no connection"
             raise ValueError(
-                f"{option} {text}: no such local path, and the hub is unreachable ({why}) to "
+                f"{option}{text}: no such local path, and the hub is unreachable ({why}) to "
                 f"fetch it as a hub id; download it first or pass a local folder"
             ) from None
         if "NotFound" in kind or "Unauthorized" in kind:
-            raise ValueError(f"{option} {text}: no such local path or hub repository") from None
-        raise ValueError(f"{option} {text}: cannot fetch from the hub ({kind})") from None
+            raise ValueError(f"{option}{text}: no such local path or hub repository") from None
+        raise ValueError(f"{option}{text}: cannot fetch from the hub ({kind})") from None
 
 
 def _given_labels(pairs: list[tuple[str | None, Any]], label: Any, what: str) -> list:
@@ -90,7 +90,7 @@ def _given_labels(pairs: list[tuple[str | None, Any]], label: Any, what: str) ->
     names = [label] if isinstance(label, str) else list(label)
     if len(names) != len(pairs):
         raise ValueError(
-            f"--label: {len(names)} label(s) for {len(pairs)} input(s); give one per input, in "
+            f"label=: {len(names)} label(s) for {len(pairs)} input(s); give one per input, in "
             f"the order {what}"
         )
     return names
@@ -123,7 +123,7 @@ def internal_sources(
 
     in_memory = is_module(base) or is_module(tuned)
     if tuned is not None and base is None:
-        raise ValueError("--tuned needs --base (the checkpoint it was tuned from)")
+        raise ValueError("tuned= needs base= (the checkpoint it was tuned from)")
     if in_memory and not (is_module(base) and is_module(tuned)):
         raise ValueError("base= and tuned= are both models in memory or both paths, not one each")
     inputs: list[tuple[str, str | None, Any]] = []  # (kind, label given, item)
@@ -132,27 +132,30 @@ def internal_sources(
     inputs += [("run", lab, r) for lab, r in labelled(run)]
     inputs += [("model", lab, m) for lab, m in labelled(model)]
     if not inputs:
-        raise ValueError("nothing to analyse: pass --base/--tuned, --adapter, --run or model=")
-    given = _given_labels([(g, i) for _, g, i in inputs], label, "--tuned, --adapter, --run")
+        raise ValueError(
+            "nothing to analyse: pass base= and tuned=, adapter=, run=, or a model in memory "
+            "as model"
+        )
+    given = _given_labels([(g, i) for _, g, i in inputs], label, "tuned=, adapter=, run=")
     paths = [_path_of(i) for _, _, i in inputs]
     for n, (kind, _, item) in enumerate(inputs):
         if kind in ("adapter", "run") and is_module(item):
-            raise ValueError(f"--{kind}: give a path (a model in memory goes to model=)")
+            raise ValueError(f"{kind}=: give a path (a model in memory goes to model=)")
         if is_module(item) and given[n] is None:  # named by its own name, else "tuned"/"model"
             paths[n] = _memory_name(item)
             given[n] = None if paths[n] else kind
-    labels = assign_labels(paths, given, what="--label")
+    labels = assign_labels(paths, given, what="label=")
     if not in_memory and base is not None:
-        base = local_or_hub(base, "--base", allow_pickle=allow_pickle)
+        base = local_or_hub(base, "base=", allow_pickle=allow_pickle)
     sources: list = []
     for (kind, _, item), lab in zip(inputs, labels, strict=True):
         if kind == "tuned" and in_memory:
             sources.append(Source(lab, None, "live", None, None, _pair_reader(base, item)))
         elif kind == "tuned":
-            tuned_path = local_or_hub(item, "--tuned", allow_pickle=allow_pickle)
+            tuned_path = local_or_hub(item, "tuned=", allow_pickle=allow_pickle)
             sources.append(Source(lab, checkpoint_step(tuned_path), "pair", tuned_path, base))
         elif kind == "adapter":
-            path = local_or_hub(item, "--adapter", allow_pickle=allow_pickle)
+            path = local_or_hub(item, "adapter=", allow_pickle=allow_pickle)
             b = None if base is None or in_memory else str(base)
             sources.append(Source(lab, checkpoint_step(path), "adapter", path, b))
         elif kind == "run":
@@ -160,7 +163,7 @@ def internal_sources(
             sources += sources_from_run(item, base=b, label=lab)
         else:
             if not is_module(item):
-                raise ValueError("model=: give a model in memory (a peft model); paths go to --run")
+                raise ValueError("model=: give a model in memory (a peft model); paths go to run=")
             sources.append(Source(lab, None, "live", None, None, _peft_reader(item)))
     return sources
 
@@ -200,9 +203,9 @@ def external_jobs(
 
     models = [] if model is None else list(model) if isinstance(model, list | tuple) else [model]
     if adapter and not models:
-        raise ValueError("--adapter needs --model (the model it adapts)")
+        raise ValueError("adapter= needs model= (the model it adapts)")
     if adapter and len(models) > 1:
-        raise ValueError("--adapter: give one --model with it (the model it adapts)")
+        raise ValueError("adapter=: give one model= with it (the model it adapts)")
     items: list[tuple[str, str | None, Any, str | None]] = []  # (kind, label, item, path)
     for one in models:
         if is_module(one):
@@ -219,12 +222,12 @@ def external_jobs(
             ad = (
                 None
                 if not adapter
-                else local_or_hub(adapter, "--adapter", allow_pickle=allow_pickle)
+                else local_or_hub(adapter, "adapter=", allow_pickle=allow_pickle)
             )
             items.append(("model", None, (str(one), ad), ad or str(one)))
     items += [("run", lab, r, str(r)) for lab, r in labelled(run)]
-    given = _given_labels([(g, i) for _, g, i, _ in items], label, "--model, --run...")
-    labels = assign_labels([p for _, _, _, p in items], given, what="--label")
+    given = _given_labels([(g, i) for _, g, i, _ in items], label, "model=, run=...")
+    labels = assign_labels([p for _, _, _, p in items], given, what="label=")
     jobs: list[tuple[str, int | None, dict[str, Any], str | None]] = []
     for (kind, _, item, path), lab in zip(items, labels, strict=True):
         if kind == "memory":
@@ -232,18 +235,18 @@ def external_jobs(
         elif kind == "model":
             name, ad = item
             step = None if ad is None else checkpoint_step(ad)
-            name = local_or_hub(name, "--model", allow_pickle=allow_pickle)
+            name = local_or_hub(name, "model=", allow_pickle=allow_pickle)
             jobs.append((lab, step, dict(base=name, adapter=ad), path))
         else:
             for c in run_checkpoints(item):
                 if c.base is None:
                     raise ValueError(
-                        f"--run {item}: the adapter config of {c.path} names no base model "
+                        f"run={item}: the adapter config of {c.path} names no base model "
                         f"(base_model_name_or_path)"
                     )
                 what = "full" if c.is_full else "adapter"
-                b = local_or_hub(c.base, f"--run {item}: base", allow_pickle=allow_pickle)
+                b = local_or_hub(c.base, f"run={item}: base=", allow_pickle=allow_pickle)
                 jobs.append((lab, c.step, dict(base=b, **{what: c.path}), c.path))
     if not jobs:
-        raise ValueError("nothing to analyse: pass --model (and --adapter) or --run")
+        raise ValueError("nothing to analyse: pass model= (and adapter=) or run=")
     return jobs

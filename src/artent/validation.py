@@ -13,11 +13,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import os
 import re
 import types
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from artent.folders.records import read_mapping
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
 DEVICE_CHOICES = "cpu, cuda, cuda:N, xpu or mps"
@@ -35,9 +39,12 @@ class _Mismatch(Exception):
     """Raised inside :func:`_conform`; carries what was expected, in words."""
 
 
-def flag(name: str) -> str:
-    """How the command line spells a field: ``seq_len`` -> ``--seq-len``."""
-    return "--" + name.replace("_", "-")
+def keyword(name: str) -> str:
+    """How the library names a parameter in a message: ``seq_len`` -> ``seq_len=``.
+
+    The command line shows its own flag there instead (``--seq-len``: :mod:`artent.cli.flags`).
+    """
+    return f"{name}="
 
 
 def option(name: str) -> str:
@@ -55,7 +62,7 @@ def check_fields(obj: Any, label: Callable[[str], str] = option) -> None:
 
     Args:
         obj: a dataclass instance (call this from its ``__post_init__``).
-        label: how messages name a field (:func:`option` or :func:`flag`).
+        label: how messages name a field (:func:`option` or :func:`keyword`).
 
     Raises:
         OptionError: naming the first field whose value does not fit.
@@ -137,6 +144,24 @@ def _conform(value: Any, tp: Any) -> Any:
     raise _Mismatch(_describe(tp))
 
 
+def resolve_device(name: str | None, what: str = "option device") -> str:
+    """A device to put tensors on: ``"auto"`` or ``None`` is ``"cuda"`` when torch sees a GPU,
+    else ``"cpu"``; any other name must be a device this machine has (:func:`check_device`).
+
+    Args:
+        name: ``auto``, ``None``, or what :func:`check_device` accepts.
+        what: how the message names the option (``"device="``, ``"option device"``).
+
+    Raises:
+        ValueError: a name that is not a device name, or a device torch does not see.
+    """
+    if name in (None, "auto"):
+        import torch  # lazy: importing torch takes seconds, and this module is imported by all
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return check_device(name, what)
+
+
 def check_device(name: Any, what: str = "option device", *, allow_auto: bool = False) -> str:
     """A torch device name that exists on this machine, or a one-line ValueError.
 
@@ -169,3 +194,47 @@ def check_device(name: Any, what: str = "option device", *, allow_auto: bool = F
     if index and int(index) >= count:
         raise ValueError(f"{what} {name}: this machine has {count} {kind} device(s)")
     return name
+
+
+def load_options(
+    cls: type,
+    file: str | os.PathLike | None,
+    overrides: dict[str, Any],
+    *,
+    noun: str = "option",
+    expected: str = "a mapping of options",
+    dashes: bool = False,
+    allow_empty: bool = False,
+) -> Any:
+    """An options dataclass from a JSON/YAML ``file`` (if any), with ``overrides`` on top.
+
+    The one loader of options from a file plus flags: the training config, the study config.
+
+    Args:
+        cls: the options dataclass (its ``__post_init__`` raises :class:`OptionError`).
+        file: the file, or ``None``; its keys are ``cls``'s fields.
+        overrides: options given otherwise (flags); those that are ``None`` are not given.
+        noun: how an unknown key is called (``"option"``, ``"study option"``).
+        expected: what the file's top level must be, for the error.
+        dashes: accept ``seq-len`` for ``seq_len`` in the file.
+        allow_empty: an empty file is no options rather than an error.
+
+    Raises:
+        ValueError: an unreadable file, an unknown key, a bad option; where its value came
+            from ``file``, the message names the file.
+    """
+    from_file: dict[str, Any] = {}
+    if file:
+        from_file = read_mapping(Path(file), "config file", expected, allow_empty=allow_empty)
+        if dashes:
+            from_file = {k.replace("-", "_"): v for k, v in from_file.items()}
+        unknown = sorted(set(from_file) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"config file {Path(file)}: unknown {noun} {unknown[0]!r}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return cls(**{**from_file, **given})
+    except OptionError as e:
+        if e.option in from_file and e.option not in given:
+            raise OptionError(e.option, f"config file {file}: {e}") from None
+        raise

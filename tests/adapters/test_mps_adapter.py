@@ -101,7 +101,8 @@ def numerical_rank(matrix: np.ndarray) -> int:
 
 
 def test_parameter_count_matches_paper_example() -> None:
-    # METHOD.md: m = n = 4096, r = 256, chi = 32, n_1 = n_2 = 64 -> 1,574,912 (LoRA: 2,097,152).
+    # the MPS method (docs/training.md): m = n = 4096, r = 256, chi = 32, n_1 = n_2 = 64
+    # -> 1,574,912 (LoRA: 2,097,152).
     config = MPSConfig(r=256, chi=32)
     assert config.input_split(4096) == (64, 64)
     assert config.num_parameters(4096, 4096) == 1_574_912

@@ -67,11 +67,11 @@ def test_internal_equals_the_command(tiny_runs, tmp_path, monkeypatch):
 def test_internal_bad_input_is_one_line(tmp_path):
     with pytest.raises(ValueError, match="nothing to analyse"):
         artent.internal()
-    with pytest.raises(ValueError, match="--tuned needs --base"):
+    with pytest.raises(ValueError, match="tuned= needs base="):
         artent.internal(tuned=tmp_path)
-    with pytest.raises(ValueError, match="--layers must look like 0,1,5-7, got 'a-b'"):
+    with pytest.raises(ValueError, match="layers= must look like 0,1,5-7, got 'a-b'"):
         artent.internal(adapter=tmp_path, layers="a-b")
-    with pytest.raises(ValueError, match="--modules is empty"):
+    with pytest.raises(ValueError, match="modules= is empty"):
         artent.internal(adapter=tmp_path, modules=" , ")
 
 

@@ -12,23 +12,12 @@ import pytest
 import torch
 
 import artent
+import tiny_families
 from artent.cli import main as cli_main
 
 
 def tiny_llama(seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=128,
-        vocab_size=128,
-        max_position_embeddings=64,
-    )
-    return LlamaForCausalLM(config).eval()
+    return tiny_families.tiny_llama(seed, eval=True, max_position_embeddings=64)
 
 
 def same_tables(a: pd.DataFrame, b: pd.DataFrame, atol: float = 1e-10) -> None:
@@ -147,9 +136,9 @@ def offline(monkeypatch, tmp_path):
 
 
 def test_a_hub_id_offline_says_the_hub_is_unreachable(offline, tmp_path, capsys):
-    with pytest.raises(ValueError, match=r"--adapter someone/some-lora: .*hub is unreachable"):
+    with pytest.raises(ValueError, match=r"adapter=someone/some-lora: .*hub is unreachable"):
         artent.internal(adapter="someone/some-lora")
-    with pytest.raises(ValueError, match=r"--model someone/some-model: .*hub is unreachable"):
+    with pytest.raises(ValueError, match=r"model=someone/some-model: .*hub is unreachable"):
         artent.external(["a b c d"], model="someone/some-model", device="cpu")
     code = cli_main(["internal", "--adapter", "someone/some-lora", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()

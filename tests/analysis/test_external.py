@@ -15,6 +15,7 @@ from artent.data.corpus import corpus_windows
 from artent.entanglement import compare_laws, entanglement_profile, fit_cardy
 from artent.entanglement.rmt import random_attention, random_attention_profile
 from artent.models.attention import attention_maps
+from tiny_families import tiny_llama
 
 WORDS = [f"w{i}" for i in range(60)]
 SEQ = 16
@@ -33,19 +34,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def model():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=128,
-        vocab_size=128,
-        initializer_range=0.2,
-    )
-    torch.manual_seed(0)
-    return LlamaForCausalLM(config).eval()
+    return tiny_llama(0, eval=True, initializer_range=0.2)
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +78,13 @@ def test_windows_are_cut_from_the_joined_stream(tokenizer, texts, ids):
     every = corpus_windows(tokenizer, texts, SEQ, 5, start="none")  # the corpus has 4 windows
     assert every.ids.shape == (4, SEQ) and torch.equal(every.ids[:3], ids)
     assert every.note == (
-        "--texts texts: 68 tokens make 4 window(s) of 16 tokens, fewer than --n-texts 5; using 4"
+        "texts=texts: 68 tokens make 4 window(s) of 16 tokens, fewer than n_texts=5; using 4"
     )
 
 
 def test_corpus_shorter_than_a_window_is_an_error_with_its_token_count(model, tokenizer, cfg):
     with pytest.raises(
-        ValueError, match=r"^--texts texts: the corpus has 4 tokens, fewer than one window of "
+        ValueError, match=r"^texts=texts: the corpus has 4 tokens, fewer than one window of "
     ):
         run_external(model, tokenizer, ["w1 w2 w3"], cfg)
 
@@ -106,7 +95,7 @@ def test_fewer_windows_than_asked_are_used_and_noted(model, tokenizer, texts):
         seq_len=SEQ, n_texts=9, baseline_samples=1, scaling_lengths=(SEQ,), window_start="none"
     )
     got = run_external(model, tokenizer, texts, few, notify=notes.append)
-    assert len(notes) == 1 and "fewer than --n-texts 9; using 4" in notes[0]
+    assert len(notes) == 1 and "fewer than n_texts=9; using 4" in notes[0]
     assert got["external"]["T"].eq(SEQ).all()
     with pytest.warns(UserWarning, match="using 4"):
         run_external(model, tokenizer, texts, few)
@@ -227,11 +216,11 @@ def test_fitted_beta_recovers_the_temperature_of_random_attention():
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match="--seq-len 17"):
+    with pytest.raises(ValueError, match="seq_len=17"):
         ExternalConfig(seq_len=17)
-    with pytest.raises(ValueError, match="--encodings"):
+    with pytest.raises(ValueError, match="encodings="):
         ExternalConfig(encodings=("amplitude", "phase"))
-    with pytest.raises(ValueError, match="--scaling-lengths"):
+    with pytest.raises(ValueError, match="scaling_lengths="):
         ExternalConfig(seq_len=16, scaling_lengths=(8, 32))
     assert ExternalConfig(seq_len=64).scaling_lengths == (8, 16, 32, 64)
     assert ExternalConfig(seq_len=96).scaling_lengths == (8, 16, 32, 64)

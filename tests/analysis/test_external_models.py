@@ -188,4 +188,4 @@ def test_read_texts_names_a_missing_path_once(tmp_path):
     missing = tmp_path / "no" / "such.txt"
     with pytest.raises(ValueError) as e:
         api.read_texts(missing)
-    assert str(e.value) == f"--texts {missing}: no such file or folder"
+    assert str(e.value) == f"texts={missing}: no such file or folder"

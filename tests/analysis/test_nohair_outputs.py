@@ -14,23 +14,19 @@ import torch
 from artent.analysis.nohair import js_divergence_rows
 from artent.analysis.nohair_outputs import compare_outputs
 from artent.models.attention import attention_outputs
+from tiny_families import tiny_llama
 
 
 def llama(layers: int, seed: int, hidden: int = 32):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
+    return tiny_llama(
+        seed,
+        eval=True,
         hidden_size=hidden,
         num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
         intermediate_size=64,
-        vocab_size=128,
         max_position_embeddings=256,
         initializer_range=0.2,
     )
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(config).eval()
 
 
 def stacked_distances(a, b) -> tuple[float, float]:
@@ -75,7 +71,7 @@ def test_a_failing_model_stops_every_thread_and_names_its_error():
 
 PEAK = """
 import sys, torch
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{tests!r}, {root!r}]  # this file, and tiny_families
 from test_nohair_outputs import llama
 from artent.analysis.nohair_outputs import compare_outputs
 layers = int(sys.argv[1])
@@ -99,7 +95,8 @@ def test_peak_memory_stays_flat_as_layers_are_added():
     blocks go back to the system and the peak measures what is held, not fragmentation."""
     import os
 
-    code = PEAK.format(tests=str(Path(__file__).parent))
+    here = Path(__file__).parent
+    code = PEAK.format(tests=str(here), root=str(here.parent))
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "1048576"}
     growth = {}
     for layers in (4, 16):

@@ -21,24 +21,20 @@ import pytest
 import torch
 
 import artent
+import tiny_families
 from artent.cli import main as cli_main
 from artent.entanglement import entanglement_profile
 
 
 def tiny_llama(seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
+    return tiny_families.tiny_llama(
+        seed,
+        eval=True,
         hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
         intermediate_size=64,
         vocab_size=64,
         max_position_embeddings=32,
     )
-    return LlamaForCausalLM(config).eval()
 
 
 @pytest.fixture(scope="module")

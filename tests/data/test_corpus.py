@@ -74,11 +74,11 @@ def test_fewer_windows_than_asked_and_none_at_all(tmp_path):
     )
     assert got.n_windows == 2 and got.exhausted
     assert got.note == (
-        f"--texts {path}: 7 tokens make 2 window(s) of 3 tokens, fewer than --n-texts 5; using 2"
+        f"texts={path}: 7 tokens make 2 window(s) of 3 tokens, fewer than n_texts=5; using 2"
     )
     with pytest.raises(
         ValueError,
-        match=r"short\.txt: the corpus has 7 tokens, fewer than one window of --seq-len 8$",
+        match=r"short\.txt: the corpus has 7 tokens, fewer than one window of seq_len=8$",
     ):
         corpus_windows(WordTokenizer(bos=1, eos=2), read_corpus(path), 8, start="none")
 
@@ -111,7 +111,7 @@ def test_bad_contents_name_the_file(tmp_path, name, content, message):
 
 
 def test_bad_paths_and_columns(tmp_path):
-    with pytest.raises(ValueError, match=r"texts .*missing\.txt: no such file or folder"):
+    with pytest.raises(ValueError, match=r"texts=.*missing\.txt: no such file or folder"):
         read_corpus(tmp_path / "missing.txt")
     (tmp_path / "x.csv").write_text("text\nhello\n")
     with pytest.raises(ValueError, match=r"x\.csv: expected a \.txt, \.jsonl, \.parquet file"):
@@ -171,6 +171,6 @@ def test_window_start_errors_are_one_line_naming_the_option():
     with pytest.raises(ValueError, match=r"^window_start bos: the tokenizer has no BOS token"):
         corpus_windows(WordTokenizer(cls=101, sep=102), DOCS, 4, start="bos")
     with pytest.raises(
-        ValueError, match=r"^--seq-len 2: the window frame '1 \.\.\. 2' takes 2 tokens"
+        ValueError, match=r"^seq_len=2: the window frame '1 \.\.\. 2' takes 2 tokens"
     ):
         corpus_windows(WordTokenizer(prefix=[1], suffix=[2]), DOCS, 2)

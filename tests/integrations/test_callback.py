@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+import tiny_families
 from artent import api
 from artent.cli import main as cli_main
 from artent.integrations.transformers import EntanglementCallback
@@ -23,19 +24,7 @@ QV = ("q_proj", "v_proj")
 
 
 def tiny_llama(seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=128,
-        vocab_size=128,
-        max_position_embeddings=64,
-    )
-    return LlamaForCausalLM(config)
+    return tiny_families.tiny_llama(seed, eval=False, max_position_embeddings=64)
 
 
 class TokenData(torch.utils.data.Dataset):

@@ -14,26 +14,16 @@ from artent.models.attention import (
     attention_outputs,
     eager_attention,
 )
+from tiny_families import tiny_llama
 
-N_HEADS, N_KV, HIDDEN = 4, 2, 64
+N_HEADS, N_KV, HIDDEN = 4, 2, 64  # those of tiny_families.TINY_LLAMA
 HEAD_DIM = HIDDEN // N_HEADS
 
 
 @pytest.fixture(scope="module")
 def model():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        hidden_size=HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=N_HEADS,
-        num_key_value_heads=N_KV,
-        intermediate_size=128,
-        vocab_size=128,
-        initializer_range=0.2,  # sharper than the default 0.02, so attention is far from uniform
-    )
-    torch.manual_seed(0)
-    m = LlamaForCausalLM(config).eval()
+    # sharper than the default initializer_range 0.02, so attention is far from uniform
+    m = tiny_llama(0, eval=True, initializer_range=0.2)
     assert m.config._attn_implementation == "sdpa"  # the default: the code must switch
     return m
 
@@ -148,18 +138,8 @@ def test_a_model_that_cannot_switch_raises():
 
 
 def test_maps_are_read_in_eval_mode_and_the_training_flag_is_restored(ids):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        hidden_size=HIDDEN,
-        num_hidden_layers=1,
-        num_attention_heads=N_HEADS,
-        num_key_value_heads=N_KV,
-        intermediate_size=128,
-        vocab_size=128,
-        attention_dropout=0.5,  # in training mode this would zero half the weights
-    )
-    m = LlamaForCausalLM(config).train()
+    # attention_dropout: in training mode it would zero half the weights
+    m = tiny_llama(None, num_hidden_layers=1, attention_dropout=0.5).train()
     A = attention_maps(m, ids)
     assert m.training
     torch.testing.assert_close(A.sum(-1), torch.ones(1, 2, N_HEADS, 12), atol=1e-5, rtol=0)

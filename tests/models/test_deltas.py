@@ -13,16 +13,10 @@ from safetensors.torch import load_file, save_file
 
 from artent.entanglement.profile import LowRank
 from artent.models.checkpoints import CheckpointError
-from artent.models.deltas import Delta, count_deltas, deltas_from_adapter, deltas_from_pair
+from artent.models.deltas import count_deltas, deltas_from_adapter, deltas_from_pair
+from peft_kinds import QV, adapter_config, dense
 
 N_LAYERS = 2
-QV = ("q_proj", "v_proj")
-
-
-def dense(delta: Delta) -> np.ndarray:
-    if isinstance(delta.update, LowRank):
-        return delta.update.to_dense()
-    return delta.update.double().numpy()
 
 
 def weight(state_dict, name: str) -> np.ndarray:
@@ -98,9 +92,9 @@ def test_pair_selection(base_dir, tuned_dir):
     ]
     (head,) = deltas_from_pair(base_dir, tuned_dir, modules=["lm_head"])
     assert (head.layer, head.module, head.rows, head.cols) == (None, "lm_head", 128, 64)
-    with pytest.raises(ValueError, match=r"--modules: no module named 'xyz' in .*base"):
+    with pytest.raises(ValueError, match=r"modules=: no module named 'xyz' in .*base"):
         deltas_from_pair(base_dir, tuned_dir, modules=["q_proj", "xyz"])
-    with pytest.raises(ValueError, match="--layers: no layer 5"):
+    with pytest.raises(ValueError, match="layers=: no layer 5"):
         deltas_from_pair(base_dir, tuned_dir, layers=[0, 5])
     with pytest.raises(ValueError, match="not a matrix"):
         deltas_from_pair(base_dir, tuned_dir, modules=["input_layernorm"])
@@ -140,41 +134,11 @@ def test_pair_nan_names_the_tensor(tmp_path, base_dir, base_model):
 # ----- adapters --------------------------------------------------------------------------------
 
 
-def _adapter_config(kind: str):
-    import peft
-
-    import artent.adapters.mps as mps
-
-    qv = list(QV)
-    return {
-        "lora": lambda: peft.LoraConfig(r=4, lora_alpha=8, target_modules=qv),
-        "lora_patterns": lambda: peft.LoraConfig(
-            r=4,
-            lora_alpha=8,
-            target_modules=qv,
-            rank_pattern={"v_proj": 2},
-            alpha_pattern={"layers.1.self_attn.q_proj": 3},
-        ),
-        "rslora": lambda: peft.LoraConfig(r=4, lora_alpha=8, use_rslora=True, target_modules=qv),
-        "dora": lambda: peft.LoraConfig(r=4, lora_alpha=8, use_dora=True, target_modules=qv),
-        "loha": lambda: peft.LoHaConfig(r=4, alpha=8, target_modules=qv),
-        "lokr": lambda: peft.LoKrConfig(r=4, alpha=8, target_modules=qv),
-        "lokr_decomposed": lambda: peft.LoKrConfig(
-            r=2, alpha=3, decompose_both=True, decompose_factor=4, target_modules=qv
-        ),
-        "vera": lambda: peft.VeraConfig(r=4, target_modules=qv, save_projection=True),
-        "adalora": lambda: peft.AdaLoraConfig(
-            init_r=6, target_r=4, total_step=10, target_modules=qv
-        ),
-        "mps": lambda: mps.MPSConfig(r=4, chi=2, alpha=6.0),
-    }[kind]()
-
-
 def _build_adapter(base_model, kind, folder, *, randomise=True, seed=0, **save_kwargs):
     """Save a peft adapter of ``kind`` (all adapter weights perturbed) and return peft's merge."""
     import peft
 
-    model = peft.get_peft_model(copy.deepcopy(base_model), _adapter_config(kind))
+    model = peft.get_peft_model(copy.deepcopy(base_model), adapter_config(kind))
     if randomise:
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
@@ -237,7 +201,7 @@ def test_adalora_pruned_by_rank_pattern(tmp_path, base_model, base_dir):
     """AdaLoRA saves only the kept triplets; peft still divides by init_r (ranknum)."""
     import peft
 
-    model = peft.get_peft_model(copy.deepcopy(base_model), _adapter_config("adalora"))
+    model = peft.get_peft_model(copy.deepcopy(base_model), adapter_config("adalora"))
     with torch.no_grad():
         for param in model.parameters():
             if param.requires_grad:
@@ -276,9 +240,9 @@ def test_adapter_selection_and_errors(tmp_path, base_model, base_dir):
     assert d.name == "model.layers.1.self_attn.v_proj" and (d.rows, d.cols) == (32, 64)
     # The weights file itself, with the config beside it.
     assert len(list(deltas_from_adapter(tmp_path / "lora" / "adapter_model.safetensors"))) == 4
-    with pytest.raises(ValueError, match=r"--modules: no module named 'k_proj' in .*lora"):
+    with pytest.raises(ValueError, match=r"modules=: no module named 'k_proj' in .*lora"):
         deltas_from_adapter(tmp_path / "lora", modules=["k_proj"])
-    with pytest.raises(ValueError, match="--layers: no layer 2"):
+    with pytest.raises(ValueError, match="layers=: no layer 2"):
         deltas_from_adapter(tmp_path / "lora", layers=[2])
     (tmp_path / "bare").mkdir()
     with pytest.raises(CheckpointError, match=r"adapter folder .*bare has no adapter_config\.json"):
@@ -297,10 +261,10 @@ def test_adapter_shape_must_fit_the_base(tmp_path, base_model, make_tiny):
 
 def test_dora_and_vera_need_the_base(tmp_path, base_model):
     _build_adapter(base_model, "dora", tmp_path / "dora")
-    with pytest.raises(ValueError, match=r"DoRA .*--base"):
+    with pytest.raises(ValueError, match=r"DoRA .*base="):
         deltas_from_adapter(tmp_path / "dora")
     _build_adapter(base_model, "vera", tmp_path / "vera")
-    with pytest.raises(ValueError, match=r"VeRA .*--base"):
+    with pytest.raises(ValueError, match=r"VeRA .*base="):
         deltas_from_adapter(tmp_path / "vera")
 
 
@@ -347,7 +311,7 @@ def test_adapter_nan_names_the_tensor(tmp_path, base_model):
 def test_pickled_adapter_needs_allow_pickle(tmp_path, base_model):
     merged = _build_adapter(base_model, "lora", tmp_path, safe_serialization=False)
     assert (tmp_path / "adapter_model.bin").is_file()
-    with pytest.raises(CheckpointError, match="--allow-pickle"):
+    with pytest.raises(CheckpointError, match="allow_pickle=True"):
         deltas_from_adapter(tmp_path)
     base_sd = base_model.state_dict()
     for d in deltas_from_adapter(tmp_path, allow_pickle=True):

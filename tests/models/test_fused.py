@@ -142,7 +142,7 @@ def test_without_a_config_only_certain_layouts_split(tmp_path):
     # NeoX interleaves per head: without the head count there is no split, and the message says
     # what to pass.
     _, _, adapter = _adapter("gpt_neox", tmp_path / "neox", with_base=False)
-    with pytest.raises(ValueError, match=r"needs the base model's config\.json \(pass --base"):
+    with pytest.raises(ValueError, match=r"needs the base model's config\.json \(pass base="):
         deltas_from_adapter(adapter)
     (whole,) = deltas_from_adapter(adapter, modules=["query_key_value"], layers=[0])
     assert (whole.module, whole.rows, whole.cols) == ("query_key_value", 96, 32)

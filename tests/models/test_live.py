@@ -1,4 +1,4 @@
-"""Updates of a model in memory (artent.models.live), checked against peft's own merge."""
+"""Updates of a model in memory (artent.models.deltas.live), checked against peft's own merge."""
 
 from __future__ import annotations
 
@@ -9,43 +9,10 @@ import pytest
 import torch
 
 from artent.entanglement.profile import LowRank
-from artent.models.live import describe, find_targets, live_deltas, snapshot_weights
+from artent.models.deltas.live import describe, find_targets, live_deltas, snapshot_weights
+from peft_kinds import QV, adapter_config, dense
 
-QV = ("q_proj", "v_proj")
 N_LAYERS = 2
-
-
-def dense(delta) -> np.ndarray:
-    if isinstance(delta.update, LowRank):
-        return delta.update.to_dense()
-    return delta.update.double().numpy()
-
-
-def adapter_config(kind: str):
-    import peft
-
-    import artent.adapters.mps as mps
-
-    qv = list(QV)
-    return {
-        "lora": lambda: peft.LoraConfig(r=4, lora_alpha=8, target_modules=qv),
-        "lora_patterns": lambda: peft.LoraConfig(
-            r=4,
-            lora_alpha=8,
-            target_modules=qv,
-            rank_pattern={"v_proj": 2},
-            alpha_pattern={"layers.1.self_attn.q_proj": 3},
-        ),
-        "rslora": lambda: peft.LoraConfig(r=4, lora_alpha=8, use_rslora=True, target_modules=qv),
-        "dora": lambda: peft.LoraConfig(r=4, lora_alpha=8, use_dora=True, target_modules=qv),
-        "loha": lambda: peft.LoHaConfig(r=4, alpha=8, target_modules=qv),
-        "lokr": lambda: peft.LoKrConfig(r=4, alpha=8, target_modules=qv),
-        "vera": lambda: peft.VeraConfig(r=4, target_modules=qv),
-        "adalora": lambda: peft.AdaLoraConfig(
-            init_r=6, target_r=4, total_step=10, target_modules=qv
-        ),
-        "mps": lambda: mps.MPSConfig(r=4, chi=2, alpha=6.0),
-    }[kind]()
 
 
 KINDS = {  # test name -> (Delta.kind, factored?, rank of q_proj in layer 0, of v_proj in layer 0)

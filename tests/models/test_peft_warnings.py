@@ -7,12 +7,12 @@ import warnings
 import pytest
 
 from artent.models.peft_warnings import PEFT_CHECKPOINTING_DEPRECATION, peft_quietly
+from tiny_families import tiny_llama
 
 
 def _tiny_llama():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
+    return tiny_llama(
+        None,
         vocab_size=32,
         hidden_size=16,
         intermediate_size=32,
@@ -20,7 +20,6 @@ def _tiny_llama():
         num_attention_heads=2,
         num_key_value_heads=1,
     )
-    return LlamaForCausalLM(config)
 
 
 def _wrap_recording(quiet: bool) -> list[str]:

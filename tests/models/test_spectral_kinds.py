@@ -60,7 +60,7 @@ def test_companions_of_every_adapter_kind_equal_numpy(tmp_path, base_model, base
         )
         assert alone.relative_norm.isna().all() and alone.intruders.isna().all()
         np.testing.assert_allclose(alone.stable_rank, summaries["update"].stable_rank, rtol=1e-12)
-        with pytest.raises(ValueError, match="--what merged needs the base weights"):
+        with pytest.raises(ValueError, match="what=merged needs the base weights"):
             profile_deltas(
                 deltas_from_adapter(tmp_path), InternalConfig(what="merged"), label=kind, step=None
             )
@@ -77,7 +77,7 @@ def test_intruders_equal_peft_reduce_intruder_dimension(base_model):
     import peft
     from peft.tuners.lora.intruders import reduce_intruder_dimension
 
-    from artent.models.live import find_targets, live_deltas
+    from artent.models.deltas.live import find_targets, live_deltas
 
     config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"])
     model = peft.get_peft_model(copy.deepcopy(base_model), config)

@@ -1,9 +1,9 @@
 """Fault-injection driver: SIGKILL ``artent train`` at each stage of a checkpoint save, then rerun.
 
 ``python kill_driver.py WORKDIR MODEL DATA STAGES`` (STAGES comma-separated, as passed to
-``artent.training.loop._journal``). Each run is a forked child running ``artent train`` through
-``artent.cli.main``, so torch, transformers and peft are imported once for all of them (the parent
-never computes, and torch has one thread, so forking is safe). Prints one JSON line: the
+``artent.training.checkpoints.journal``). Each run is a forked child running ``artent train``
+through ``artent.cli.main``, so torch, transformers and peft are imported once for all of them (the
+parent never computes, and torch has one thread, so forking is safe). Prints one JSON line: the
 reference run, and per stage how the killed child ended and the rerun's exit code and stderr.
 """
 
@@ -26,7 +26,7 @@ def main() -> None:
     import peft  # noqa: F401  (imported once, before the forks)
     import transformers  # noqa: F401
 
-    import artent.training.loop as loop
+    import artent.training.checkpoints as checkpoints
     from artent.cli import main as cli
 
     config = os.path.join(work, "quiet.yaml")
@@ -53,7 +53,7 @@ def main() -> None:
                     if (at, step) == (stage, KILL_STEP):
                         os.kill(os.getpid(), signal.SIGKILL)
 
-                loop._journal = kill
+                checkpoints.journal = kill
             try:
                 code = cli(args(out))
             except BaseException:  # noqa: BLE001 - reported to the test as a traceback

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from reliability_helpers import snapshot
 
 from artent.integrations.transformers import EntanglementCallback
+from tiny_families import tiny_llama
 
 
 def _peft_model():
     import peft
-    from transformers import LlamaConfig, LlamaForCausalLM
 
-    torch.manual_seed(0)
-    config = LlamaConfig(
+    model = tiny_llama(
+        0,
         hidden_size=32,
         num_hidden_layers=1,
         num_attention_heads=2,
@@ -25,7 +24,6 @@ def _peft_model():
         vocab_size=64,
         max_position_embeddings=32,
     )
-    model = LlamaForCausalLM(config)
     return peft.get_peft_model(model, peft.LoraConfig(r=2, target_modules=["q_proj"]))
 
 

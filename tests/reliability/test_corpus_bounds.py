@@ -99,6 +99,6 @@ def test_paragraphs_read_a_line_at_a_time_are_the_blank_line_split(tmp_path):
 def test_invalid_utf8_deep_in_a_file_names_its_byte(tmp_path):
     path = tmp_path / "t.txt"
     path.write_bytes(b"good line\n" * 1000 + b"bad \xff byte\n")
-    with pytest.raises(ValueError, match=re.escape(f"--texts {path}: not UTF-8 text")) as info:
+    with pytest.raises(ValueError, match=re.escape(f"texts={path}: not UTF-8 text")) as info:
         list(read_corpus(path).documents())
     assert "at byte 10004" in str(info.value)

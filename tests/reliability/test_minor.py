@@ -90,13 +90,13 @@ def test_result_files_get_ordinary_permissions(artent, lora_adapter, tmp_path):
 def test_a_resume_from_step_0_keeps_one_step_0_row(
     artent, small_tiny, small_chats, tmp_path, monkeypatch
 ):
-    import artent.training.loop as loop
+    import artent.training.checkpoints as checkpoints
 
     def stop_after_step_0(stage, step):
         if (stage, step) == ("prune", 0):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(loop, "_journal", stop_after_step_0)
+    monkeypatch.setattr(checkpoints, "journal", stop_after_step_0)
     out = tmp_path / "run"
     assert artent(*train_args(small_tiny, small_chats, out)).code == 130
     monkeypatch.undo()

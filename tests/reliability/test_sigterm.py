@@ -35,13 +35,13 @@ def _no_lock_left(folder):
 def test_sigterm_during_training_exits_143_and_resumes(
     artent, small_tiny, small_chats, tmp_path, monkeypatch
 ):
-    import artent.training.loop as loop
+    import artent.training.checkpoints as checkpoints
 
     def terminate(stage, step):
         if (stage, step) == ("losses", 2):
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(loop, "_journal", terminate)
+    monkeypatch.setattr(checkpoints, "journal", terminate)
     out = tmp_path / "run"
     result = artent(*train_args(small_tiny, small_chats, out, quiet=tmp_path))
     one_line_error(result, "terminated (SIGTERM)", "resumes", code=143)

@@ -53,13 +53,13 @@ def test_the_handlers_catch_the_click_typer_raises():
 def test_ctrl_c_during_training_exits_130_in_one_line(
     artent, small_tiny, small_chats, tmp_path, monkeypatch
 ):
-    import artent.training.loop as loop
+    import artent.training.checkpoints as checkpoints
 
     def interrupt(stage, step):
         if (stage, step) == ("prune", 2):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(loop, "_journal", interrupt)
+    monkeypatch.setattr(checkpoints, "journal", interrupt)
     out = tmp_path / "run"
     result = artent(*train_args(small_tiny, small_chats, out, quiet=tmp_path))
     one_line_error(result, "interrupted", code=130)

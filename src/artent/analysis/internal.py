@@ -33,7 +33,7 @@ from artent.entanglement import (
 from artent.entanglement.sites import ORDERS
 from artent.entanglement.spectral import INTRUDER_EPS, INTRUDER_K
 from artent.folders.atomic import pyplot, save_figure
-from artent.validation import check_device, check_fields, flag
+from artent.validation import check_device, check_fields, keyword
 
 #: Columns of ``internal.parquet``, one row per (label, step, layer, module, bond); ``source`` is
 #: the checkpoint or adapter the update was read from (``None`` for a model in memory).
@@ -82,29 +82,29 @@ class InternalConfig:
     def __post_init__(self) -> None:
         if isinstance(self.modules, str):
             self.modules = [m.strip() for m in self.modules.split(",") if m.strip()]
-        check_fields(self, flag)
+        check_fields(self, keyword)
         if self.device is not None:
-            check_device(self.device, "--device")
+            check_device(self.device, "device=")
         if self.order not in ORDERS:
-            raise ValueError(f"--order must be one of {', '.join(ORDERS)}, not {self.order!r}")
+            raise ValueError(f"order= must be one of {', '.join(ORDERS)}, not {self.order!r}")
         if not self.renyi >= 0:
-            raise ValueError(f"--renyi must be a number >= 0, got {self.renyi!r}")
+            raise ValueError(f"renyi= must be a number >= 0, got {self.renyi!r}")
         if not self.modules:
-            raise ValueError("--modules is empty: name at least one module (e.g. q_proj)")
+            raise ValueError("modules= is empty: name at least one module (e.g. q_proj)")
         if "all" in self.modules and len(self.modules) > 1:
-            raise ValueError(f"--modules: 'all' stands alone, got {','.join(self.modules)}")
+            raise ValueError(f"modules=: 'all' stands alone, got {','.join(self.modules)}")
         if self.workers is not None and (
             isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1
         ):
-            raise ValueError(f"--workers must be a positive integer, got {self.workers!r}")
+            raise ValueError(f"workers= must be a positive integer, got {self.workers!r}")
         if self.k < 1:
             raise ValueError(f"valley half-width k must be >= 1, got {self.k}")
         if self.what not in WHATS:
-            raise ValueError(f"--what must be one of {', '.join(WHATS)}, not {self.what!r}")
+            raise ValueError(f"what= must be one of {', '.join(WHATS)}, not {self.what!r}")
         if self.intruder_k < 0:
-            raise ValueError(f"--intruder-k must be >= 0, got {self.intruder_k}")
+            raise ValueError(f"intruder_k= must be >= 0, got {self.intruder_k}")
         if not 0 <= self.intruder_eps <= 1:
-            raise ValueError(f"--intruder-eps must be in [0, 1], got {self.intruder_eps}")
+            raise ValueError(f"intruder_eps= must be in [0, 1], got {self.intruder_eps}")
 
 
 @dataclass
@@ -283,7 +283,7 @@ def run_internal(sources: Iterable[Source], cfg: InternalConfig, *, progress: bo
             lines.close()
             bar.update(task, total=bar.tasks[task].completed)
     if not summ_rows:
-        raise ValueError("no module matched: check --modules and --layers")
+        raise ValueError("no module matched: check modules= and layers=")
     return pd.DataFrame(prof_rows, columns=PROFILE_COLUMNS), pd.DataFrame(summ_rows)
 
 
@@ -356,7 +356,7 @@ def plot_internal(profiles, summary, path: str | Path) -> Path | None:
     if profiles.empty:
         return None
     modules = list(dict.fromkeys(profiles.module))
-    ncols = min(len(modules), 4)  # --modules all: seven panels on two rows
+    ncols = min(len(modules), 4)  # modules all: seven panels on two rows
     nrows = -(-len(modules) // ncols)
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(5.5 * ncols, 4.2 * nrows), squeeze=False, layout="constrained"

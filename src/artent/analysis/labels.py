@@ -6,7 +6,7 @@ far as needed to tell it from the other inputs: the nearest ancestor folder that
 the inputs of the same name is put in front, so ``runs/tulu-lora-r8/checkpoints/step-000006`` and
 ``runs/tulu-lora-r2/checkpoints/step-000006`` are ``tulu-lora-r8/step-000006`` and
 ``tulu-lora-r2/step-000006`` (the ``checkpoints`` they share says nothing). A label given by hand
-(``--label``, the API's ``{label: path}``) is kept as it is. Two inputs left with the same label
+(``label=``, the API's ``{label: path}``) is kept as it is. Two inputs left with the same label
 are an error: rows of different inputs are never merged under one name.
 """
 
@@ -71,7 +71,7 @@ def assign_labels(
     Args:
         paths: each input's path (``None`` for a model in memory, which then needs a label).
         given: labels set by hand, one per input (``None`` where not given).
-        what: how errors name the inputs (``"--label"``).
+        what: how errors name the inputs (``"label="``).
 
     Raises:
         ValueError: a given label that is empty, a label count that does not match the inputs,
@@ -96,7 +96,7 @@ def assign_labels(
             j = seen[lab]
             raise ValueError(
                 f"two inputs have the label {lab!r} ({_name(paths[j])} and {_name(paths[i])}); "
-                f"name them apart with --label (the API: {{label: path}})"
+                f"name them apart with label= (the API: {{label: path}})"
             )
         seen[lab] = i
     return labels

@@ -37,7 +37,7 @@ from artent.analysis.runs import is_run, resolve_base, run_checkpoints
 from artent.data.corpus import DEFAULT_WINDOW_START, check_window_start, corpus_windows
 from artent.folders.atomic import pyplot, save_figure
 from artent.models.loading import check_adapter_on, load_for_forward
-from artent.validation import check_device, check_fields, flag
+from artent.validation import check_device, check_fields, keyword
 
 ENTROPY = "entropy"
 
@@ -68,10 +68,10 @@ class NoHairConfig:
     window_start: str = DEFAULT_WINDOW_START
 
     def __post_init__(self) -> None:
-        check_fields(self, flag)
+        check_fields(self, keyword)
         if self.device is not None:
-            check_device(self.device, "--device")
-        self.window_start = check_window_start(self.window_start, "--window-start")
+            check_device(self.device, "device=")
+        self.window_start = check_window_start(self.window_start, "window_start=")
 
 
 @dataclass
@@ -102,9 +102,9 @@ def resolve_specs(
         labels: labels set by hand, one per item (``None`` where not): the others get the
             shortest path suffix that tells them apart (:mod:`artent.analysis.labels`).
     """
-    names = assign_labels(items, labels, what="--label")
+    names = assign_labels(items, labels, what="label=")
     if "base" in names:
-        raise ValueError("--label: 'base' names the base model's row; choose another label")
+        raise ValueError("label=: 'base' names the base model's row; choose another label")
     if base is not None:
         base = resolve_base(base)  # `tiny` as the cached folder, as the runs record their base
     specs: list[ModelSpec] = []
@@ -113,17 +113,17 @@ def resolve_specs(
         if is_run(p):
             last = run_checkpoints(p, base)[-1]
             if last.base is None:
-                raise ValueError(f"{p}: the adapters name no base model; pass --base")
+                raise ValueError(f"{p}: the adapters name no base model; pass base=")
             specs.append(
                 ModelSpec(name, last.base, "full" if last.is_full else "adapter", last.path)
             )
         elif (p / "adapter_config.json").is_file():
             if base is None:
-                raise ValueError(f"{p}: an adapter needs --base (the model it adapts)")
+                raise ValueError(f"{p}: an adapter needs base= (the model it adapts)")
             specs.append(ModelSpec(name, base, "adapter", str(p)))
         elif (p / "config.json").is_file():
             if base is None:
-                raise ValueError(f"{p}: a fine-tuned model needs --base to compare against")
+                raise ValueError(f"{p}: a fine-tuned model needs base= to compare against")
             specs.append(ModelSpec(name, base, "full", str(p)))
         else:
             raise ValueError(f"{item}: not a run folder, an adapter folder or a model folder")

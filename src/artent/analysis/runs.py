@@ -3,8 +3,8 @@
 Two kinds of folder are runs: an artent run (``run.json`` and ``checkpoints/step-N``) and the
 ``output_dir`` of a transformers ``Trainer`` or TRL trainer (``checkpoint-N`` folders). A
 Trainer checkpoint's step is the ``global_step`` of its ``trainer_state.json``, or else the ``N``
-of its name; an adapter checkpoint's base is ``--base`` or its adapter config's
-``base_model_name_or_path``; full-weight checkpoints are read against ``--base``, or else against
+of its name; an adapter checkpoint's base is ``base=`` or its adapter config's
+``base_model_name_or_path``; full-weight checkpoints are read against ``base=``, or else against
 the first checkpoint (which is then the reference, not a row). :func:`checkpoint_step` gives an
 adapter passed alone its step from the same two sources.
 """
@@ -61,7 +61,7 @@ def run_config(run: str | Path) -> dict:
     record = Path(run) / "run.json"
     if not record.is_file():
         raise ValueError(
-            f"--run {run}: not an artent run folder (no run.json) nor a Trainer output_dir "
+            f"run={run}: not an artent run folder (no run.json) nor a Trainer output_dir "
             f"(no checkpoint-N folders)"
         )
     config = read_record(record).get("config")
@@ -116,7 +116,7 @@ def run_checkpoints(run: str | Path, base: str | None = None) -> list[RunCheckpo
     cfg = run_config(run)
     found = checkpoints(run)
     if not found:
-        raise ValueError(f"--run {run}: no checkpoints under {run / CHECKPOINTS}")
+        raise ValueError(f"run={run}: no checkpoints under {run / CHECKPOINTS}")
     base = resolve_base(cfg["model"])
     return [RunCheckpoint(run.name, s, cfg["method"], base, str(p)) for s, p in found]
 
@@ -126,7 +126,7 @@ def trainer_checkpoints(run: str | Path, base: str | None = None) -> list[RunChe
 
     Raises:
         ValueError: adapters mixed with full weights, two folders of one step, full weights with
-            neither ``--base`` nor a second checkpoint to compare with.
+            neither ``base=`` nor a second checkpoint to compare with.
     """
     from artent.models.adapter_check import CONFIG_NAME, read_adapter_config
 
@@ -135,12 +135,12 @@ def trainer_checkpoints(run: str | Path, base: str | None = None) -> list[RunChe
     steps = [s for s, _, _ in found]
     if len(set(steps)) != len(steps):
         dup = next(s for s in steps if steps.count(s) > 1)
-        raise ValueError(f"--run {run}: two checkpoints of step {dup}")
+        raise ValueError(f"run={run}: two checkpoints of step {dup}")
     adapters = [(p / CONFIG_NAME).is_file() for _, _, p in found]
     if any(adapters) and not all(adapters):
         raise ValueError(
-            f"--run {run}: some checkpoint-N folders hold an adapter and some full weights; "
-            f"pass them apart (--adapter, --tuned)"
+            f"run={run}: some checkpoint-N folders hold an adapter and some full weights; "
+            f"pass them apart (adapter=, tuned=)"
         )
     if base is not None:
         base = resolve_base(base)
@@ -155,7 +155,7 @@ def trainer_checkpoints(run: str | Path, base: str | None = None) -> list[RunChe
     if base is None:
         if len(found) < 2:
             raise ValueError(
-                f"--run {run}: one full-weight checkpoint and no --base to compare it with"
+                f"run={run}: one full-weight checkpoint and no base= to compare it with"
             )
         base, found = str(found[0][2]), found[1:]  # the first checkpoint is the reference
     return [RunCheckpoint(run.name, s, "fft", base, str(p)) for s, _, p in found]

@@ -1,10 +1,10 @@
-"""The spectral companions of each update's row, and the matrix ``--what`` chooses to profile.
+"""The spectral companions of each update's row, and the matrix ``what=`` chooses to profile.
 
 The maths is :mod:`artent.entanglement.spectral`; this module only decides what it is applied to.
-The three ranks are of the matrix profiled (``dW``, ``W + dW`` or ``W``, as ``--what`` says), so
+The three ranks are of the matrix profiled (``dW``, ``W + dW`` or ``W``, as ``what=`` says), so
 ``effective_rank = exp(S_cut)`` holds for each; ``relative_norm`` (``||dW||_F / ||W||_F``) and
 ``intruders`` (of ``W + dW`` against ``W``) describe the pair whatever is profiled, and are NaN
-where the base weight is not known (an adapter read without ``--base``).
+where the base weight is not known (an adapter read without ``base=``).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def profiled_matrix(delta, what: str) -> tuple[Any, int | None]:
         return (None if delta.is_zero else delta.update), delta.rank
     if getattr(delta, "base", None) is None:
         raise ValueError(
-            f"--what {what} needs the base weights of '{delta.name}': pass the base (--base)"
+            f"what={what} needs the base weights of '{delta.name}': pass the base (base=)"
         )
     if what == "base":
         return delta.base, None

@@ -9,7 +9,9 @@ import typer
 from rich.table import Table
 
 from artent import api
+from artent.analysis.internal import valley_table
 from artent.cli.app import Opt, UserError, app, console, err_console
+from artent.cli.flags import as_flags
 from artent.results import External, Internal, NoHair
 
 
@@ -55,7 +57,6 @@ def internal(
     intruder_eps: Annotated[float, Opt(help="intruder threshold on the largest |cos|")] = 0.5,
 ) -> None:
     """Entanglement profiles of weight updates: tuned - base, PEFT adapters, or training runs."""
-    from artent.analysis.internal import valley_table  # lazy: `artent --help` stays quick
 
     try:
         summary = api.internal(
@@ -122,7 +123,7 @@ def _note_once():
     def note(message: str) -> None:
         if message not in said:
             said.add(message)
-            err_console.print(message, highlight=False, soft_wrap=True)
+            err_console.print(as_flags(message), highlight=False, soft_wrap=True)
 
     return note
 

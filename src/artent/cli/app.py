@@ -15,6 +15,10 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from artent import __version__
+from artent.cli.flags import as_flags
+from artent.errors import one_line
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -47,8 +51,6 @@ Opt = typer.Option
 
 def _print_version(value: bool) -> None:
     if value:
-        from artent import __version__
-
         console.print(f"artent {__version__}", highlight=False)
         raise typer.Exit(0)
 
@@ -68,14 +70,9 @@ def _click_exception() -> type[Exception]:
     return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
-def _one_line(message: object) -> str:
-    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
-
-
 def _error(message: object) -> int:
-    err_console.print(
-        Text.assemble(("error:", "red"), " ", _one_line(message)), soft_wrap=True, highlight=False
-    )
+    line = as_flags(one_line(message, whole=True))  # the library's `texts=` as `--texts`
+    err_console.print(Text.assemble(("error:", "red"), " ", line), soft_wrap=True, highlight=False)
     return 2
 
 
@@ -160,7 +157,7 @@ def _main(argv: list[str] | None) -> int:
             where = e.filename or ""
             return _error(f"{where}: {e.strerror or e}" if where else e)
         if _is_out_of_memory(e):
-            return _error(f"out of memory ({_one_line(e)[:200]}); ask for smaller sizes")
+            return _error(f"out of memory ({one_line(e, whole=True)[:200]}); ask for smaller sizes")
         raise
     if code == 130:  # typer turns Ctrl-C inside a command into a returned 130
         return _interrupted()

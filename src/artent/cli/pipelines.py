@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from artent.cli.app import Opt, UserError, app, console
+from artent.cli.app import Opt, UserError, app, console, report_errors
 from artent.folders.layout import STUDY_RECORD, SWEEP_TABLE
+from artent.pipelines.study_config import load_study_config
 from artent.results import Internal
 
 
@@ -37,7 +38,6 @@ def demo(
 ) -> None:
     """The paper end to end, offline, on SmolLM2: fine-tune, analyse, report (report.html)."""
     from artent.pipelines.study import run_study
-    from artent.pipelines.study_config import load_study_config
 
     try:
         cfg = load_study_config(
@@ -101,8 +101,6 @@ def sweep(
     console.print(f"report: {build_report(out).resolve()}")
     failed = table[table.status != "ok"]
     if len(failed):  # each failed point on its own line; the others' results are kept
-        from artent.cli.app import report_errors
-
         report_errors(
             [f"sweep point {row.name}: {row.error}" for row in failed.itertuples()]
             + [f"{len(failed)} of {len(table)} sweep points failed; rerun to retry them"]

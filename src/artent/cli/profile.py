@@ -8,7 +8,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from artent.cli.app import Opt, UserError, app, console
+from artent.cli.app import Opt, UserError, app, console, err_console
+from artent.entanglement import entanglement_profile
+from artent.entanglement.sites import ORDERS
+from artent.folders.atomic import write_parquet
+from artent.folders.claim import check_out_file
+from artent.progress import progress
 
 PROFILE_COLUMNS = ("tensor", "layer", "module", "bond", "entropy")
 #: more tensors than this: a progress line (a whole model's checkpoint)
@@ -33,8 +38,6 @@ def _adapter_updates(path: Path, tensor: list[str] | None, allow_pickle: bool):
     if zero and len(zero) == len(deltas):
         raise UserError(f"{path}: every adapted module's update is zero (B = 0 at initialisation)")
     if zero:
-        from artent.cli.app import err_console
-
         err_console.print(
             f"{len(zero)} module(s) have a zero update and no profile ({zero[0].name}, ...)",
             highlight=False,
@@ -91,13 +94,7 @@ def profile(
     """
     import pandas as pd
 
-    from artent.cli.app import err_console
-    from artent.entanglement import entanglement_profile
-    from artent.entanglement.sites import ORDERS
-    from artent.folders.atomic import write_parquet
-    from artent.folders.claim import check_out_file
     from artent.models.checkpoints import open_checkpoint
-    from artent.progress import progress
 
     if not path.exists():
         raise UserError(f"{path}: no such file")

@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 from artent.cli.app import Opt, UserError, app, console
+from artent.data.formats import DataError
+from artent.models.tiny import ensure_tiny_model
+from artent.training.config import make_config
 
 
 @app.command()
@@ -45,8 +48,6 @@ def train(
     force: Annotated[bool, Opt("--force", help="redo a finished run")] = False,
 ) -> None:
     """Fine-tune by FFT, LoRA or MPS adaptation; checkpoints, losses, config in the run folder."""
-    from artent.data.formats import DataError
-    from artent.training.config import make_config
     from artent.training.loop import RunFinished
     from artent.training.loop import train as run_training
 
@@ -95,6 +96,5 @@ def pretrain(
     ] = None,
 ) -> None:
     """Pretrain the offline tiny LLaMA and its tokenizer (once; cached)."""
-    from artent.models.tiny import ensure_tiny_model
 
     console.print(f"tiny model: {ensure_tiny_model(cache)}")

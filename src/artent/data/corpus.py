@@ -29,12 +29,13 @@ How each window starts (``start``, :data:`WINDOW_STARTS`; the reason is in docs/
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from artent.data.corpus_files import jsonl_documents, parquet_documents, txt_documents
 
 __all__ = [
     "CORPUS_SUFFIXES",
@@ -101,11 +102,11 @@ class Corpus:
             return
         for path in self.files:
             if path.suffix == ".txt":
-                yield from _txt_documents(path)
+                yield from txt_documents(path)
             elif path.suffix == ".jsonl":
-                yield from _jsonl_documents(path)
+                yield from jsonl_documents(path)
             else:
-                yield from _parquet_documents(path)
+                yield from parquet_documents(path)
 
 
 def read_corpus(path: str | Path) -> Corpus:
@@ -120,65 +121,16 @@ def read_corpus(path: str | Path) -> Corpus:
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in CORPUS_SUFFIXES)
         if not files:
-            raise ValueError(f"--texts {p}: the folder holds no {', '.join(CORPUS_SUFFIXES)} file")
+            raise ValueError(f"texts={p}: the folder holds no {', '.join(CORPUS_SUFFIXES)} file")
         return Corpus(str(p), tuple(files))
     if not p.is_file():
-        raise ValueError(f"--texts {p}: no such file or folder")
+        raise ValueError(f"texts={p}: no such file or folder")
     if p.suffix not in CORPUS_SUFFIXES:
         raise ValueError(
-            f"--texts {p}: expected a {', '.join(CORPUS_SUFFIXES)} file or a folder of them, "
+            f"texts={p}: expected a {', '.join(CORPUS_SUFFIXES)} file or a folder of them, "
             f"got '{p.suffix or p.name}'"
         )
     return Corpus(str(p), (p,))
-
-
-def _txt_documents(path: Path) -> Iterator[str]:
-    # paragraphs: runs of lines that are not blank, read a line at a time (what the windows need)
-    lines: list[str] = []
-    for line in _text_lines(path):
-        if line.strip(" \t\r\f\v"):
-            lines.append(line)
-        elif lines:
-            if "\n".join(lines).strip():
-                yield "\n".join(lines).strip()
-            lines = []
-    if lines and "\n".join(lines).strip():
-        yield "\n".join(lines).strip()
-
-
-def _text_lines(path: Path) -> Iterator[str]:
-    """The lines of a UTF-8 file, without their ``\n`` (``\r\n`` too), read one at a time."""
-    offset = 0
-    try:
-        with open(path, "rb") as f:
-            for raw in f:
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise ValueError(
-                        f"--texts {path}: not UTF-8 text ({e.reason} at byte {offset + e.start})"
-                    ) from None
-                offset += len(raw)
-                yield line[:-2] if line.endswith("\r\n") else line.removesuffix("\n")
-    except OSError as e:
-        raise ValueError(f"--texts {path}: cannot read ({e.strerror or e})") from None
-
-
-def _jsonl_documents(path: Path) -> Iterator[str]:
-    for number, line in enumerate(_text_lines(path), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as e:
-            raise ValueError(
-                f"--texts {path}: line {number} is not valid JSON ({str(e).splitlines()[0]})"
-            ) from None
-        text = record.get("text") if isinstance(record, dict) else None
-        if not isinstance(text, str):
-            raise ValueError(f"--texts {path}: line {number} has no string 'text' field")
-        if text.strip():
-            yield text
 
 
 #: Characters of a document tokenised in one call: a longer document is tokenised a piece at a
@@ -224,33 +176,6 @@ def _cut_before(doc: str, start: int, chunk: int) -> int:
     for m in _CUT.finditer(doc, start + 1, start + chunk):
         last = m.start()
     return last if last is not None else start + chunk
-
-
-def _parquet_documents(path: Path) -> Iterator[str]:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.ParquetFile(path)
-    except Exception as e:  # pyarrow raises several types for a file that is not Parquet
-        raise ValueError(f"--texts {path}: not a readable Parquet file ({e})") from None
-    field = next((f for f in table.schema_arrow if f.name == "text"), None)
-    if field is None:
-        raise ValueError(f"--texts {path}: no 'text' column")
-    if str(field.type) not in ("string", "large_string", "string_view"):
-        raise ValueError(f"--texts {path}: column 'text' holds {field.type}, not strings")
-    batches = table.iter_batches(columns=["text"], batch_size=256)
-    while True:
-        try:
-            batch = next(batches, None)
-        except Exception as e:  # a corrupt page: pyarrow's message alone names no file
-            raise ValueError(
-                f"--texts {path}: cannot read its 'text' column ({' '.join(str(e).split())})"
-            ) from None
-        if batch is None:
-            return
-        for text in batch.column(0).to_pylist():
-            if text is not None and text.strip():
-                yield text
 
 
 @dataclass(frozen=True)
@@ -369,8 +294,8 @@ class CorpusWindows:
         if self.requested is None or self.n_windows >= self.requested:
             return None
         return (
-            f"--texts {self.source}: {self.n_tokens} tokens make {self.n_windows} window(s) of "
-            f"{self.seq_len} tokens, fewer than --n-texts {self.requested}; using "
+            f"texts={self.source}: {self.n_tokens} tokens make {self.n_windows} window(s) of "
+            f"{self.seq_len} tokens, fewer than n_texts={self.requested}; using "
             f"{self.n_windows}"
         )
 
@@ -434,12 +359,12 @@ def corpus_windows(
     if not isinstance(corpus, Corpus):
         corpus = Corpus.from_texts(corpus)
     if seq_len < 1:
-        raise ValueError(f"--seq-len: expected a positive integer, got {seq_len!r}")
+        raise ValueError(f"seq_len=: expected a positive integer, got {seq_len!r}")
     frame = window_frame(tokenizer, start)
     body = seq_len - frame.size
     if body < 1:
         raise ValueError(
-            f"--seq-len {seq_len}: the window frame '{frame.tokens}' takes {frame.size} tokens, "
+            f"seq_len={seq_len}: the window frame '{frame.tokens}' takes {frame.size} tokens, "
             "leaving none for text"
         )
     needed = None if max_windows is None else max_windows * body
@@ -455,8 +380,8 @@ def corpus_windows(
         n_windows = min(n_windows, max_windows)
     if n_windows == 0:
         raise ValueError(
-            f"--texts {corpus.source}: the corpus has {len(tokens)} tokens, fewer than one window "
-            f"of --seq-len {seq_len}"
+            f"texts={corpus.source}: the corpus has {len(tokens)} tokens, fewer than one window "
+            f"of seq_len={seq_len}"
             + (f" ({body} of text inside the frame '{frame.tokens}')" if frame.size else "")
         )
     ids = torch.tensor(tokens[: n_windows * body], dtype=torch.long).reshape(n_windows, body)

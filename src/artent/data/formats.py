@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from artent.errors import one_line
+
 Message = dict[str, str]
 Conversation = list[Message]
 
@@ -212,7 +214,7 @@ def _read_parquet(path: Path) -> tuple[list[str], Iterator[tuple[int, Any]]]:
             try:
                 batch = next(batches, None)
             except Exception as exc:  # a corrupt page: pyarrow's message names no file
-                why = " ".join(str(exc).split())
+                why = one_line(exc, whole=True)
                 raise DataError(
                     f"{path}: cannot read rows after row {row_number} ({why})"
                 ) from None

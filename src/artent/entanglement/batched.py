@@ -164,12 +164,12 @@ def batched_matrix_spectra(
 ) -> list:
     """:func:`batched_spectra` of a batch of matrices in their site order, without permuting sites.
 
-    A matrix's chain in either order (METHOD.md section 1) puts, left of each bond, the first
-    ``p`` row sites and the first ``q`` column sites. Only the *set* of sites on each side sets a
-    bond's spectrum, not their order, so each side's Gram matrix is taken with its index grouped
-    as (rows, columns): one 4-axis permutation of the matrix per side, instead of the
-    ``2N``-axis permutation that writes the interleaved state out, and then partial traces over
-    one site at a time, exactly as :func:`batched_spectra` does.
+    A matrix's chain in either order (docs/method.md, "States and sites") puts, left of each bond,
+    the first ``p`` row sites and the first ``q`` column sites. Only the *set* of sites on each side
+    sets a bond's spectrum, not their order, so each side's Gram matrix is taken with its index
+    grouped as (rows, columns): one 4-axis permutation of the matrix per side, instead of the
+    ``2N``-axis permutation that writes the interleaved state out, and then partial traces over one
+    site at a time, exactly as :func:`batched_spectra` does.
 
     Args:
         mats: ``[batch, m, n]`` numpy array or torch tensor (float or complex; any scale).

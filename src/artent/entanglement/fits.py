@@ -2,7 +2,7 @@
 
 A *profile* is the 1-D array ``S_1 ... S_{N-1}`` of bond entropies (nats) of a chain of
 ``N`` sites, ``profile[l - 1] = S_l``, where bond ``l`` splits sites ``[1..l] | [l+1..N]``
-(see ``METHOD.md`` sections 2-4). Every bond index in this module is 1-based.
+(see docs/method.md, "The profile" and "Fits"). Every bond index in this module is 1-based.
 
 The fits are ordinary least squares (``numpy.linalg.lstsq``) with two parameters each, so
 their Akaike information criteria ``AIC = n ln(RSS / n) + 2 k`` (``k = 2``) compare directly
@@ -389,7 +389,7 @@ def valley(
     dims: Sequence[int] | None = None,
     tol: float = 1e-9,
 ) -> Valley:
-    """Valley metrics at the row|column cut (``METHOD.md`` section 3).
+    """Valley metrics at the row|column cut (docs/method.md, "Fits").
 
     Args:
         profile: bond entropies ``S_1 .. S_{N-1}`` in nats (1-D, finite, at least 3 bonds).

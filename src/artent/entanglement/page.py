@@ -33,7 +33,7 @@ def _scipy_digamma():
     return digamma
 
 
-def _as_dim(value: object, name: str) -> int:
+def as_dim(value: object, name: str) -> int:
     """A positive integer dimension (Python int, so products never overflow)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name}: expected a positive integer dimension, got {value!r}")
@@ -48,9 +48,9 @@ def _as_dim(value: object, name: str) -> int:
     return out
 
 
-def _as_dims(values: Sequence[int], name: str, *, min_len: int = 1) -> list[int]:
+def as_dims(values: Sequence[int], name: str, *, min_len: int = 1) -> list[int]:
     try:
-        dims = [_as_dim(v, f"{name}[{i}]") for i, v in enumerate(values)]
+        dims = [as_dim(v, f"{name}[{i}]") for i, v in enumerate(values)]
     except TypeError:
         raise ValueError(
             f"{name}: expected a sequence of site dimensions, got {values!r}"
@@ -90,7 +90,7 @@ def page_entropy(dA: int, dB: int) -> float:
         The mean entropy in nats (``0`` when either dimension is ``1``). Exact for complex
         Gaussian states; see the module docstring for real ones.
     """
-    a, b = _as_dim(dA, "dA"), _as_dim(dB, "dB")
+    a, b = as_dim(dA, "dA"), as_dim(dB, "dB")
     if a > b:
         a, b = b, a
     if a == 1:
@@ -108,7 +108,7 @@ def page_profile(dims: Sequence[int]) -> np.ndarray:
     Returns:
         ``N - 1`` entropies in nats; entry ``l - 1`` is ``page_entropy(d_1..d_l, d_{l+1}..d_N)``.
     """
-    sites = _as_dims(dims, "dims", min_len=2)
+    sites = as_dims(dims, "dims", min_len=2)
     total = math.prod(sites)
     left = 1
     out = []

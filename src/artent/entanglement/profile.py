@@ -1,9 +1,9 @@
 """Exact entanglement profiles of matrices, factored updates, states and tensors.
 
-The object of the whole project (METHOD.md section 2): a matrix or tensor is normalised to a state
-``psi`` (Frobenius norm one) over a chain of ``N`` sites, and bond ``l`` (``1 <= l <= N - 1``)
-splits the sites into ``[1..l] | [l+1..N]``. With ``p_k`` the squared Schmidt values across that
-bond, the von Neumann entropy is ``S_l = -sum_k p_k ln p_k`` and the Renyi-``alpha`` entropy
+The object of the whole project (docs/method.md, "The profile"): a matrix or tensor is normalised to
+a state ``psi`` (Frobenius norm one) over a chain of ``N`` sites, and bond ``l`` (``1 <= l <= N -
+1``) splits the sites into ``[1..l] | [l+1..N]``. With ``p_k`` the squared Schmidt values across
+that bond, the von Neumann entropy is ``S_l = -sum_k p_k ln p_k`` and the Renyi-``alpha`` entropy
 ``ln(sum_k p_k^alpha) / (1 - alpha)``; nats unless ``base=2``.
 
 How it stays exact and cheap (no truncation, no SVD of the full state per bond):

@@ -1,4 +1,4 @@
-"""Random-matrix baselines for entanglement profiles (``METHOD.md`` section 6).
+"""Random-matrix baselines for entanglement profiles (docs/method.md, "Random-matrix baselines").
 
 * :func:`page_entropy`, :func:`page_profile`: Page's mean entanglement of a Haar-random pure
   state, the curve a random dense matrix follows.
@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 
 from artent.entanglement.fits import fit_cardy
-from artent.entanglement.page import _as_dim, _as_dims, page_entropy, page_profile
+from artent.entanglement.page import as_dim, as_dims, page_entropy, page_profile
 from artent.entanglement.profile import LowRank, entanglement_profile
 
 __all__ = [
@@ -122,7 +122,7 @@ def random_lora_profile(
     the state is ``B' (I ⊗ A)`` with ``B'`` the ``L x K`` reshape of ``B``, ``K = (m/L) r``: its
     Schmidt weights are the spectrum of ``G W G^T`` with ``G = B'`` Gaussian and
     ``W = I ⊗ A A^T / n`` (spectral law ``MP(r/n)``, mean 1, variance ``r/n``). Without
-    ``W`` this is a random state on ``L x K``: Page's ``page_entropy(L, K)``, the ``METHOD.md``
+    ``W`` this is a random state on ``L x K``: Page's ``page_entropy(L, K)``, the docs/method.md
     rule. ``W`` adds noise: the nonzero spectrum, normalised to mean one, is the free product
     ``MP(K/L) ⊠ MP(r/n)``.
     For mean-one free variables the second moments combine as
@@ -140,7 +140,7 @@ def random_lora_profile(
     factor read at that bond, less the large-dimension effect of the other factor, whose
     ratio ``c = (r^2 - 1)/(r n + 1)`` (``r/n`` at large ``r``) is the exact variance of its
     trace-normalised spectrum, so that rank 1 (a product state) comes out exact.
-    ``approximation="second_order"`` is the plain ``METHOD.md`` rule: ``page_entropy(L, K)`` off
+    ``approximation="second_order"`` is the plain rule of docs/method.md: ``page_entropy(L, K)`` off
     the cut, ``ln r - r/(2m) - r/(2n)`` at the cut, and ``page_entropy(m, n)`` there when
     ``r >= min(m, n)``. Both are capped by the dense Page value at each bond and floored at 0.
     It is an approximation either way: a mean over factors, free probability past Page.
@@ -167,9 +167,9 @@ def random_lora_profile(
     Returns:
         ``N - 1`` mean entropies in nats (``N = len(row_dims) + len(col_dims)``).
     """
-    rows = _as_dims(row_dims, "row_dims")
-    cols = _as_dims(col_dims, "col_dims")
-    r = _as_dim(rank, "rank")
+    rows = as_dims(row_dims, "row_dims")
+    cols = as_dims(col_dims, "col_dims")
+    r = as_dim(rank, "rank")
     if approximation not in LORA_APPROXIMATIONS:
         raise ValueError(
             f"approximation: expected one of {LORA_APPROXIMATIONS}, got {approximation!r}"
@@ -217,10 +217,10 @@ def sample_random_lora_profile(
         ``(mean, std)`` over the samples at every bond, in nats; ``std`` uses ``ddof=1``
         (zeros when ``samples == 1``).
     """
-    rows = _as_dims(row_dims, "row_dims")
-    cols = _as_dims(col_dims, "col_dims")
-    r = _as_dim(rank, "rank")
-    n_samples = _as_dim(samples, "samples")
+    rows = as_dims(row_dims, "row_dims")
+    cols = as_dims(col_dims, "col_dims")
+    r = as_dim(rank, "rank")
+    n_samples = as_dim(samples, "samples")
     m, n = math.prod(rows), math.prod(cols)
     rng = np.random.default_rng(seed)
     profiles = np.array(
@@ -250,7 +250,7 @@ def random_attention(
     Returns:
         ``T x T`` float64 array whose rows sum to one.
     """
-    t = _as_dim(T, "T")
+    t = as_dim(T, "T")
     b = _check_beta(beta)
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
@@ -348,11 +348,11 @@ def random_attention_profile(
     """
     if encoding not in ENCODINGS:
         raise ValueError(f"encoding: expected one of {ENCODINGS}, got {encoding!r}")
-    t = _as_dim(T, "T")
+    t = as_dim(T, "T")
     if t < 4:
         raise ValueError(f"T: need a sequence length >= 4, got {T!r}")
     b = _check_beta(beta)
-    n_samples = _as_dim(samples, "samples")
+    n_samples = as_dim(samples, "samples")
     rng = np.random.default_rng(seed)
     profiles = []
     for _ in range(n_samples):

@@ -5,7 +5,7 @@ A matrix ``M`` of shape ``m x n`` is read as a state over ``N`` sites: the row i
 exactly as a row-major reshape splits them. By default each side splits into its prime factors,
 smallest first, so a power of two becomes qubits (``4096 -> [2] * 12``).
 
-Site orders (METHOD.md section 1):
+Site orders (docs/method.md, "States and sites"):
 
 ``sequential`` (default)
     all row sites, then all column sites. Bond ``a`` (between site ``a`` and ``a + 1``, 1-based) is

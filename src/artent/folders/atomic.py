@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from artent.errors import one_line
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike):
@@ -40,7 +42,7 @@ def named_os_error(e: BaseException, path: str | os.PathLike) -> OSError:
     """``e`` (an ``OSError`` naming no file, or a library's write failure) as an ``OSError``
     naming ``path``, so that the one-line error says which file could not be written."""
     errno = getattr(e, "errno", None)
-    reason = getattr(e, "strerror", None) or " ".join(str(e).split()) or type(e).__name__
+    reason = getattr(e, "strerror", None) or one_line(e, whole=True)
     return OSError(errno, f"cannot write ({reason})", str(path))
 
 

@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from artent.errors import one_line
 from artent.folders.atomic import write_json
 from artent.folders.layout import RUN_RECORD, STUDY_RECORD, SWEEP_RECORD
 
@@ -106,7 +107,7 @@ def read_mapping(
         else:
             data = json.loads(path.read_text())
     except Exception as e:  # noqa: BLE001 - any parse error is the file's fault
-        raise ValueError(f"{what} {path}: cannot parse ({str(e).splitlines()[0]})") from None
+        raise ValueError(f"{what} {path}: cannot parse ({one_line(e)})") from None
     if data is None and allow_empty:
         data = {}
     if not isinstance(data, dict):
@@ -125,7 +126,7 @@ def read_table(path: str | os.PathLike, columns: tuple[str, ...] = ()):
     try:
         frame = pd.read_parquet(path)
     except Exception as e:  # noqa: BLE001 - any read error is the file's fault
-        raise ValueError(f"{path}: cannot read ({str(e).splitlines()[0]})") from None
+        raise ValueError(f"{path}: cannot read ({one_line(e)})") from None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing column {missing[0]!r}")

@@ -166,7 +166,7 @@ class EntanglementCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         """Find the target modules (every process), snapshot and prepare the folder (main)."""
-        from artent.models.live import find_targets
+        from artent.models.deltas.live import find_targets
 
         self._reset()
         if model is None:
@@ -209,7 +209,7 @@ class EntanglementCallback(TrainerCallback):
 
     def _prepare(self, args, state) -> None:
 
-        from artent.models.live import describe, snapshot_weights
+        from artent.models.deltas.live import describe, snapshot_weights
 
         self._claim_folder()
         step = int(state.global_step)
@@ -280,7 +280,7 @@ class EntanglementCallback(TrainerCallback):
     def _measure(self, state, control) -> None:
         import pandas as pd
 
-        from artent.models.live import live_deltas
+        from artent.models.deltas.live import live_deltas
 
         step = int(state.global_step)
         self._last_step = step

@@ -17,10 +17,23 @@ import numbers
 from pathlib import Path
 from typing import Any
 
-from artent.models.checkpoints import CheckpointError
+from artent.errors import one_line
+from artent.models.checkpoints import CheckpointError, open_checkpoint
 from artent.models.user_regex import compile_user_regex
 
 CONFIG_NAME = "adapter_config.json"
+#: peft_type (as in adapter_config.json) -> the tensor names peft saves after each module's name.
+ADAPTER_KINDS: dict[str, tuple[str, ...]] = {
+    "LORA": ("lora_A.weight", "lora_B.weight", "lora_B.bias", "lora_magnitude_vector",
+             "lora_magnitude_vector.weight"),
+    "ADALORA": ("lora_A", "lora_B", "lora_E"),
+    "LOHA": ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2"),
+    "LOKR": ("lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2"),
+    "VERA": ("vera_lambda_b", "vera_lambda_d"),
+    "MPS": ("mps_B", "mps_G1", "mps_G2"),
+}  # fmt: skip
+#: peft_type (as in adapter_config.json) -> the update kind, for the kinds read through the merge.
+MERGE_KINDS = {"IA3": "ia3", "OFT": "oft", "BOFT": "boft", "HRA": "hra", "FOURIERFT": "fourierft"}
 # fields artent reads, by the type they must have when present (None is always allowed)
 _NUMBERS = ("r", "lora_alpha", "alpha", "init_r", "lora_dropout", "dropout", "chi", "n_1")
 _RANKS = ("r", "init_r", "chi")
@@ -43,9 +56,6 @@ def read_adapter_config(adapter: str | Path) -> dict[str, Any]:
         CheckpointError: no such file, not a JSON object, a field of the wrong type, an unknown
             ``peft_type``; the message names the file and the field.
     """
-    from artent.models.deltas.adapter import ADAPTER_KINDS
-    from artent.models.deltas.merged import MERGE_KINDS
-
     path = Path(adapter)
     folder = path if path.is_dir() else path.parent
     if not path.exists():
@@ -56,7 +66,7 @@ def read_adapter_config(adapter: str | Path) -> dict[str, Any]:
     try:
         config = json.loads(file.read_text())
     except (ValueError, OSError) as e:
-        raise CheckpointError(f"{file}: not valid JSON ({' '.join(str(e).split())})") from None
+        raise CheckpointError(f"{file}: not valid JSON ({one_line(e, whole=True)})") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{file}: expected a JSON object, got {type(config).__name__}")
     kind = config.get("peft_type")
@@ -108,54 +118,23 @@ def read_adapter_config(adapter: str | Path) -> dict[str, Any]:
     return config
 
 
-def check_fits(adapter) -> None:
-    """Every module of an opened adapter exists in its base with the shape the adapter expects.
-
-    Args:
-        adapter: an ``artent.models.deltas.adapter.SavedAdapter`` opened with a base (without
-            one there is nothing to check against).
-
-    Raises:
-        CheckpointError, ValueError: the first module that is not in the base, or whose shape
-            differs, naming the adapter, the module and the base.
-    """
-    from artent.models.deltas.adapter import _READERS
-
-    if adapter.base is None:
-        return
-    shape_of = _READERS[adapter.peft_type][0]
-    for name, parts in adapter.modules.items():
-        rows, cols = shape_of(adapter, name, parts)
-        expected = adapter.base_shape(name)
-        if (rows, cols) != expected:
-            raise ValueError(
-                f"adapter {adapter.path}: module '{name}' has shape {(rows, cols)} but the base "
-                f"{adapter.base.path} has {expected}"
-            )
-
-
-def check_adapter_fits(
-    adapter: str | Path, base: str | Path, *, allow_pickle: bool = False
-) -> None:
-    """:func:`check_fits` for an adapter folder and a base checkpoint (headers only)."""
-    from artent.models.deltas.adapter import SavedAdapter
-    from artent.models.deltas.merged import through_merge
-
-    if through_merge(read_adapter_config(adapter)):
-        return  # peft checks these when it loads them (artent.models.loading.put_adapter)
-    ad = SavedAdapter(adapter, base, allow_pickle)
-    try:
-        check_fits(ad)
-    finally:
-        ad.ckpt.close()
-        if ad.base is not None:
-            ad.base.close()
-
-
 def adapter_weights(adapter: str | Path, *, allow_pickle: bool = False) -> dict[str, Any]:
     """Every tensor of an adapter folder's weights, through the guarded checkpoint reader."""
-    from artent.models.checkpoints import open_checkpoint
-    from artent.models.deltas.adapter import adapter_weights_file
-
     with open_checkpoint(adapter_weights_file(Path(adapter)), allow_pickle=allow_pickle) as ckpt:
         return {key: ckpt.get(key) for key in ckpt.keys()}
+
+
+def adapter_weights_file(path: Path) -> Path:
+    """The weights of an adapter folder (a weights file passed itself is returned as is)."""
+    if not path.is_dir():
+        return path
+    for name in ("adapter_model.safetensors", "adapter_model.bin"):
+        if (path / name).is_file():
+            return path / name
+    raise CheckpointError(f"adapter folder {path} has no adapter_model.safetensors")
+
+
+def through_merge(config: dict) -> bool:
+    """Whether an adapter (its validated config) is read through peft's merge."""
+    kind = config["peft_type"].upper()
+    return kind in MERGE_KINDS or (kind == "LORA" and bool(config.get("target_parameters")))

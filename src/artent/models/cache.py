@@ -1,10 +1,16 @@
-"""artent's cache folder and the models it can make or unpack there by name (no hub)."""
+"""The models artent can make or unpack in its cache folder by name (no hub).
+
+The folder itself is :func:`artent.folders.layout.cache_root` (also importable from here).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from artent.folders.layout import cache_root
+from artent.models import smollm2, tiny
+
+__all__ = ["NAMED_MODELS", "cache_root", "resolve_named_model"]
 
 NAMED_MODELS = ("tiny", "smollm2")
 """Model names artent resolves itself, offline: its pretrained tiny LLaMA, SmolLM2 from PyPI."""
@@ -19,18 +25,14 @@ def resolve_named_model(name: str, *, progress: bool = False) -> str:
     returned as is.
     """
     if name == "tiny":
-        from artent.models.tiny import ensure_tiny_model
-
-        return str(ensure_tiny_model(progress=progress))
+        return str(tiny.ensure_tiny_model(progress=progress))
     if name == "smollm2":
-        from artent.models.smollm2 import ensure_smollm2
-
-        return str(ensure_smollm2())
+        return str(smollm2.ensure_smollm2())
     if name.endswith(".gguf") and Path(name).expanduser().is_file():
-        from artent.models.smollm2 import convert_gguf, sha256_file
-
         path = Path(name).expanduser()
-        digest = sha256_file(path)
+        digest = smollm2.sha256_file(path)
         folder = cache_root() / f"gguf-{path.stem}-{digest[:12]}"
-        return str(convert_gguf(path, folder, sha256=digest, source={"file": str(path.resolve())}))
+        return str(
+            smollm2.convert_gguf(path, folder, sha256=digest, source={"file": str(path.resolve())})
+        )
     return name

@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from artent.errors import one_line
+
 #: Folder entries looked for, in order of preference.
 SAFETENSORS_INDEX_NAMES = ("model.safetensors.index.json",)
 SAFETENSORS_NAMES = ("model.safetensors", "adapter_model.safetensors")
@@ -61,7 +63,7 @@ class CheckpointError(ValueError):
 def _pickle_refused(path: Path) -> CheckpointError:
     return CheckpointError(
         f"{path} is a pickle checkpoint, and unpickling can run arbitrary code: pass "
-        f"--allow-pickle (allow_pickle=True) if you trust it, or convert it to safetensors"
+        f"allow_pickle=True if you trust it, or convert it to safetensors"
     )
 
 
@@ -111,7 +113,7 @@ class Checkpoint:
                 self._handles[file] = safe_open(str(file), framework="pt", device="cpu")
             except Exception as exc:  # SafetensorError, OSError: both mean an unreadable file
                 raise CheckpointError(
-                    f"{file}: not a readable safetensors file ({_one_line(exc)})"
+                    f"{file}: not a readable safetensors file ({one_line(exc, whole=True)})"
                 ) from exc
         return self._handles[file]
 
@@ -135,7 +137,7 @@ class Checkpoint:
                     loaded = torch.load(file, map_location="cpu", weights_only=True)
             except Exception as exc:
                 raise CheckpointError(
-                    f"{file}: not a readable torch checkpoint ({_one_line(exc)})"
+                    f"{file}: not a readable torch checkpoint ({one_line(exc, whole=True)})"
                 ) from exc
             if not isinstance(loaded, dict) or not all(
                 isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items()
@@ -198,7 +200,7 @@ class Checkpoint:
                 tensor = self._read(file, key)
             except Exception as exc:
                 raise CheckpointError(
-                    f"{file}: cannot read tensor '{key}' ({_one_line(exc)})"
+                    f"{file}: cannot read tensor '{key}' ({one_line(exc, whole=True)})"
                 ) from exc
         if not torch.is_floating_point(tensor):
             raise CheckpointError(
@@ -223,10 +225,6 @@ class Checkpoint:
     def __repr__(self) -> str:
         n_tensors, n_files = len(self._where), len(self._files)
         return f"Checkpoint({str(self.path)!r}, {n_tensors} tensors, {n_files} files)"
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _shard_path(index_file: Path, name: object) -> Path:
@@ -260,7 +258,8 @@ def _read_index(index_file: Path, allow_pickle: bool) -> tuple[list[Path], dict[
             raise TypeError("weight_map is not an object")
     except Exception as exc:
         raise CheckpointError(
-            f"{index_file}: not a checkpoint index with a 'weight_map' ({_one_line(exc)})"
+            f"{index_file}: not a checkpoint index with a 'weight_map' "
+            f"({one_line(exc, whole=True)})"
         ) from exc
     index = {str(k): _shard_path(index_file, v) for k, v in weight_map.items()}
     files = sorted(set(index.values()))

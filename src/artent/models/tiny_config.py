@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from artent.data.generators import GENERATOR_VERSION
+from artent.schedule import SCHEDULES
 
 if TYPE_CHECKING:
     import transformers
@@ -142,7 +143,7 @@ class TinyPretrainConfig:
             raise ValueError(f"pretrain option lr must be positive, got {self.lr!r}")
         if not 0 <= self.warmup_steps <= self.steps:
             raise ValueError("pretrain option warmup_steps must be in [0, steps]")
-        if self.schedule not in ("cosine", "constant"):
+        if self.schedule not in SCHEDULES:
             raise ValueError(
                 f"pretrain option schedule must be 'cosine' or 'constant', got {self.schedule!r}"
             )

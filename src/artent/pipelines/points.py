@@ -19,6 +19,7 @@ from artent.analysis.external.jobs import measure_checkpoint
 from artent.analysis.internal import InternalConfig, run_internal, sources_from_run
 from artent.analysis.runs import run_checkpoints
 from artent.data.corpus import read_corpus
+from artent.errors import one_line
 from artent.folders.atomic import write_json
 from artent.folders.layout import LOSSES, SWEEP_POINTS
 from artent.folders.records import read_record, read_table
@@ -165,8 +166,7 @@ def run_point(
         if external:
             row.update(_external_means(run, external))
     except Exception as e:  # noqa: BLE001 - one failing point must not stop the sweep
-        lines = str(e).strip().splitlines()
-        row.update(status="failed", error=f"{type(e).__name__}: {lines[0] if lines else ''}")
+        row.update(status="failed", error=one_line(e, typed=True))
     row["wall_s"] = time.perf_counter() - t0
     write_json(record, row)
     return {**row, "reused": False}

@@ -40,8 +40,8 @@ from artent.pipelines.study_config import QUICK_TINY, StudyConfig
 from artent.report import build_report
 from artent.report.html import REPORT_FILE
 from artent.training.config import TrainConfig
-from artent.training.distributed import resolve_device
 from artent.training.loop import RunFinished, train
+from artent.validation import resolve_device
 
 #: What a study writes into its folder (its record lists them as ``files``): a folder not a
 #: study's that holds one is refused; a report.html artent did not write is never replaced.

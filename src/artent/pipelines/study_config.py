@@ -3,14 +3,12 @@ and :func:`load_study_config` (a JSON/YAML file and flags on top)."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from artent.data.corpus import DEFAULT_WINDOW_START, check_window_start
-from artent.folders.records import read_mapping
 from artent.training.config import PRECISIONS
-from artent.validation import OptionError, check_fields
+from artent.validation import OptionError, check_fields, load_options
 
 # Smaller tiny base for --quick: each effect still shows, the pretrain takes seconds.
 QUICK_TINY = dict(
@@ -171,18 +169,11 @@ class StudyConfig:
 
 def load_study_config(path: str | Path | None, **overrides) -> StudyConfig:
     """A StudyConfig from a JSON/YAML file (paper-scale configs) and flags on top."""
-    data: dict = {}
-    if path:
-        p = Path(path)
-        data = read_mapping(p, "config file", "a mapping of study options", allow_empty=True)
-        known = {f.name for f in dataclasses.fields(StudyConfig)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"config file {p}: unknown study option {unknown[0]!r}")
-    given = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return StudyConfig(**{**data, **given})
-    except OptionError as e:
-        if e.option in data and e.option not in given:
-            raise OptionError(e.option, f"config file {path}: {e}") from None
-        raise
+    return load_options(
+        StudyConfig,
+        path,
+        overrides,
+        noun="study option",
+        expected="a mapping of study options",
+        allow_empty=True,
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from artent.errors import one_line
 from artent.pipelines.points import failed_row, run_point
 
 __all__ = ["RAY_MISSING", "connect_ray", "run_processes", "run_ray"]
@@ -42,10 +43,7 @@ def connect_ray(address: str, workers: int) -> bool:
     try:
         ray.init(address=address)
     except Exception as e:  # noqa: BLE001 - ray raises several types for an unreachable cluster
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        raise ValueError(
-            f"--ray {address}: cannot connect ({type(e).__name__}: {lines[0] if lines else ''})"
-        ) from None
+        raise ValueError(f"--ray {address}: cannot connect ({one_line(e, typed=True)})") from None
     return True
 
 

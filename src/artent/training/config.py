@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artent.folders.records import read_mapping
-from artent.validation import DEVICE_PATTERN, OptionError, check_fields
+from artent.schedule import SCHEDULES
+from artent.validation import DEVICE_PATTERN, OptionError, check_fields, load_options
 
 METHODS = ("fft", "lora", "mps")
-SCHEDULES = ("constant", "cosine")
 # Options that may change between an interrupted run and its resumption.
 RESUMABLE_FIELDS = {"out", "progress", "force", "device"}
 PRECISIONS = ("fp32", "bf16")
@@ -167,29 +166,11 @@ def _int_list(text: str, name: str) -> list[int]:
         ) from None
 
 
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read options from a JSON or YAML file (keys are TrainConfig fields, dashes allowed)."""
-    path = Path(path)
-    data = read_mapping(path, "config file", "a mapping of options at the top level")
-    data = {k.replace("-", "_"): v for k, v in data.items()}
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"config file {path}: unknown option {unknown[0]!r}")
-    return data
-
-
 def make_config(file: str | Path | None = None, **overrides: Any) -> TrainConfig:
     """Options from ``file`` (if any), then ``overrides`` that are not ``None``.
 
     Raises:
         ValueError: a bad option; where its value came from ``file``, the message names the file.
     """
-    from_file = load_config_file(file) if file else {}
-    given = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return TrainConfig(**{**from_file, **given})
-    except OptionError as e:
-        if e.option in from_file and e.option not in given:
-            raise OptionError(e.option, f"config file {file}: {e}") from None
-        raise
+    expected = "a mapping of options at the top level"
+    return load_options(TrainConfig, file, overrides, expected=expected, dashes=True)

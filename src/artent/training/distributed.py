@@ -42,17 +42,6 @@ def detect_processes(device: str = "cpu") -> SingleProcess | AcceleratedProcesse
     return SingleProcess(device)
 
 
-def resolve_device(name: str) -> str:
-    """``"auto"``: ``"cuda"`` when torch sees a GPU, else ``"cpu"``; a named GPU must exist."""
-    import torch
-
-    from artent.validation import check_device
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return check_device(name)
-
-
 def _xpu_available(torch) -> bool:
     return hasattr(torch, "xpu") and torch.xpu.is_available()
 

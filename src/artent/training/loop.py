@@ -19,20 +19,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from artent.folders.atomic import (
-    atomic_path,
-    named_os_error,
-    umask_permissions,
-    write_json,
-    write_parquet,
-)
+from artent.data.formats import load_conversations
+from artent.data.generators import synthetic_openthoughts, synthetic_tulu, write_dataset
+from artent.folders.atomic import atomic_path, write_json, write_parquet
 from artent.folders.claim import (
     LOCK_NAME,
     check_out,
@@ -40,17 +35,20 @@ from artent.folders.claim import (
     clear_folder,
     remove_stale_temporaries,
 )
-from artent.folders.layout import cache_root, checkpoint_folder, checkpoints
+from artent.folders.layout import cache_root
 from artent.folders.records import versions
 from artent.models.loading import load_base
 from artent.progress import progress
+from artent.schedule import learning_rate
+from artent.training.checkpoints import latest_checkpoint, resume, save_checkpoint
 from artent.training.config import TrainConfig
-from artent.training.distributed import SINGLE_PROCESS, detect_processes, resolve_device
+from artent.training.distributed import SINGLE_PROCESS, detect_processes
+from artent.training.memory import check_sizes
 from artent.training.methods import (
     attach_method,
-    load_checkpoint_weights,
-    save_checkpoint_weights,
+    check_targets,
 )
+from artent.validation import resolve_device
 
 SYNTHETIC = ("synthetic-tulu", "synthetic-openthoughts")
 
@@ -63,8 +61,6 @@ def resolve_data(cfg: TrainConfig) -> str:
     """A local path for the data: synthetic sets are generated (seeded) into the cache once."""
     if cfg.data not in SYNTHETIC:
         return cfg.data
-    from artent.data.generators import synthetic_openthoughts, synthetic_tulu, write_dataset
-
     path = cache_root() / "data" / f"{cfg.data}-n{cfg.n_synthetic}-seed0.jsonl"
     if not path.is_file():
         make = synthetic_tulu if cfg.data == "synthetic-tulu" else synthetic_openthoughts
@@ -81,13 +77,10 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int) -> np.ndarray:
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up, then constant (default) or cosine decay to zero."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return cfg.lr
-    progress = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    """Linear warm-up, then constant (default) or cosine decay to zero (:mod:`artent.schedule`)."""
+    return learning_rate(
+        step, lr=cfg.lr, steps=cfg.steps, warmup_steps=cfg.warmup_steps, schedule=cfg.schedule
+    )
 
 
 def autocast(cfg: TrainConfig, procs):
@@ -144,10 +137,7 @@ def prepare(cfg: TrainConfig, device: str = "cpu"):
     """
     import torch
 
-    from artent.data.chat import build_dataset
-    from artent.data.formats import load_conversations
-    from artent.training.memory import check_sizes
-    from artent.training.methods import check_targets
+    from artent.data.chat import build_dataset  # lazy: it imports torch
 
     convs = load_conversations(
         resolve_data(cfg), heldout_fraction=cfg.heldout_fraction, seed=cfg.seed, limit=cfg.limit
@@ -185,14 +175,14 @@ def _check_folder(out: Path, cfg: TrainConfig, force: bool) -> bool:
     record = out / "run.json"
     if not record.is_file():
         if out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir()):
-            raise ValueError(f"--out {out}: folder exists and is not an artent run folder")
+            raise ValueError(f"out={out}: folder exists and is not an artent run folder")
         return False
     try:
         old = json.loads(record.read_text())["config"]
         if not isinstance(old, dict):
             raise TypeError("config is not a mapping")
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"--out {out}: run.json is not an artent training record ({e})") from None
+        raise ValueError(f"out={out}: run.json is not an artent training record ({e})") from None
     # options added since the old run was written count as their defaults
     defaults = {
         f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
@@ -202,7 +192,7 @@ def _check_folder(out: Path, cfg: TrainConfig, force: bool) -> bool:
     if old_fp != cfg.fingerprint():
         diff = next(k for k in cfg.fingerprint() if old_fp.get(k) != cfg.fingerprint()[k])
         raise ValueError(
-            f"--out {out}: holds a run with a different config ({diff}: {old_fp.get(diff)!r} "
+            f"out={out}: holds a run with a different config ({diff}: {old_fp.get(diff)!r} "
             f"there, {cfg.fingerprint()[diff]!r} now); use another folder"
         )
     if (out / "DONE").is_file():
@@ -210,75 +200,6 @@ def _check_folder(out: Path, cfg: TrainConfig, force: bool) -> bool:
             raise RunFinished(str(out))
         return True
     return False
-
-
-def _checkpoint_steps(out: Path) -> list[int]:
-    """Steps of the complete checkpoints (``step-NNNNNN/``; never a ``.tmp`` folder)."""
-    return [step for step, _ in checkpoints(out)]
-
-
-def _latest_checkpoint(out: Path) -> Path | None:
-    """The newest complete checkpoint that holds the trainer state to resume from."""
-    for step in reversed(_checkpoint_steps(out)):
-        folder = checkpoint_folder(out, step)
-        if (folder / "trainer_state.pt").is_file():
-            return folder
-    return None
-
-
-def _journal(stage: str, step: int) -> None:
-    """Called after each write of a checkpoint save (``losses``, ``weights``, ``state``,
-    ``rename``, ``prune``); the fault-injection tests replace it to kill the run there."""
-
-
-@contextmanager
-def _names_failed_write(path: Path):
-    """A write that fails (a full disk: an ``OSError`` without a file name, torch's "file write
-    failed" ``RuntimeError``) is an ``OSError`` naming ``path``; a rerun resumes."""
-    try:
-        yield
-    except OSError as e:
-        if e.filename is None:
-            raise named_os_error(e, path) from e
-        raise
-    except RuntimeError as e:
-        if "write" not in str(e).lower():
-            raise
-        raise named_os_error(e, path) from e
-
-
-def _save_checkpoint(out: Path, step: int, model, optimizer, cfg: TrainConfig, log) -> None:
-    """One checkpoint, as a small journal that a kill at any point leaves resumable.
-
-    1. ``losses.parquet`` with every row up to ``step`` (atomic), before the checkpoint that
-       depends on it: a resume keeps the rows up to its checkpoint and recomputes the rest;
-    2. weights and trainer state into ``step-NNNNNN.tmp/``, which no resume ever reads;
-    3. one rename makes it ``step-NNNNNN/``: the checkpoint exists complete or not at all;
-    4. the older checkpoints' trainer states go (only the newest is resumed from).
-    """
-    import pandas as pd
-    import torch
-
-    write_parquet(out / "losses.parquet", pd.DataFrame(log))
-    _journal("losses", step)
-    folder = checkpoint_folder(out, step)
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    with _names_failed_write(tmp):
-        save_checkpoint_weights(model, cfg, tmp)
-    _journal("weights", step)
-    state = {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(), "step": step}
-    with _names_failed_write(tmp / "trainer_state.pt"):
-        torch.save(state, tmp / "trainer_state.pt")
-    umask_permissions(tmp)  # save_pretrained writes 0600; a checkpoint is read by others too
-    _journal("state", step)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    _journal("rename", step)
-    for older in (out / "checkpoints").glob("step-*/trainer_state.pt"):
-        if older.parent != folder:
-            older.unlink()  # only the latest checkpoint needs to resume from
-    _journal("prune", step)
 
 
 def train(cfg: TrainConfig, *, force: bool = False) -> Path:
@@ -307,17 +228,38 @@ def train(cfg: TrainConfig, *, force: bool = False) -> Path:
         return out
     with claim_out(out, "train", inputs=[cfg.model, cfg.data], record=False) as claim:
         # a failure before the first complete checkpoint removes the folder this run created
-        claim.keep = lambda: _latest_checkpoint(out) is not None
+        claim.keep = lambda: latest_checkpoint(out) is not None
         _train(cfg, out, procs, redo)
     return out
 
 
 def _train(cfg: TrainConfig, out: Path, procs, redo: bool) -> None:
-    import pandas as pd
     import torch
 
     with procs.main_process_first():  # the main process fills the data and model caches first
         model, tokenizer, train_data, held_data = prepare(cfg, str(procs.device))
+    _make_room(out, procs, redo)
+    if procs.num_processes == 1:
+        model.to(procs.device)  # before the optimizer, so its (resumed) state lands there too
+    torch.manual_seed(cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    resume_from, start, log = resume(out, model, optimizer, cfg)
+    if procs.is_main:
+        _write_record(out, cfg, procs, tokenizer, resumed_at=None if resume_from is None else start)
+    loop = _Loop(cfg, out, procs, model, optimizer, params, train_data, held_data, log)
+    if resume_from is None:  # a run resumed at step 0 has its step-0 rows already
+        loop.evaluate_and_save(0)
+    loop.run(start)
+    if procs.is_main:
+        with atomic_path(out / "DONE") as tmp:
+            tmp.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+    procs.barrier()
+
+
+def _make_room(out: Path, procs, redo: bool) -> None:
+    """A finished run forced again is removed (once every process has read it); what a killed
+    save left is removed (the main process alone writes the folder)."""
     if redo:  # --force on a finished run: removed only now that the new one is known to start
         procs.barrier()  # every process has read the old run before the main one removes it
         if procs.is_main:
@@ -326,109 +268,112 @@ def _train(cfg: TrainConfig, out: Path, procs, redo: bool) -> None:
     if procs.is_main:
         remove_stale_temporaries(out)  # what a killed save left; nobody else writes here
 
-    if procs.num_processes == 1:
-        model.to(procs.device)  # before the optimizer, so its (resumed) state lands there too
-    torch.manual_seed(cfg.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    log: list[dict] = []
-    start = 0
-    resume_from = _latest_checkpoint(out)
-    if resume_from is not None:
-        load_checkpoint_weights(model, cfg, resume_from)
-        # artent's own file, read by torch's weights-only unpickler (tensors and plain values)
-        state = torch.load(resume_from / "trainer_state.pt", weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        start = state["step"]
-        # rows past the checkpoint were written before a save that did not complete: redone
-        losses = out / "losses.parquet"
-        rows = pd.read_parquet(losses).to_dict("records") if losses.is_file() else []
-        log = [r for r in rows if r["step"] <= start]
-    elif procs.is_main:
+
+def _write_record(out: Path, cfg: TrainConfig, procs, tokenizer, resumed_at: int | None) -> None:
+    """``run.json`` (and the tokenizer) of a fresh run, or the step a run resumed at added."""
+    if resumed_at is None:
         record = {"command": "train", "config": cfg.to_dict(), "versions": versions()}
         record["resumed_at"] = []
         if procs.num_processes > 1:
             record["processes"] = procs.num_processes  # provenance; absent for a single process
         write_json(out / "run.json", record)
         tokenizer.save_pretrained(out / "tokenizer")
-    if resume_from is not None and procs.is_main:
-        record = json.loads((out / "run.json").read_text())
-        record["resumed_at"].append(start)
-        write_json(out / "run.json", record)
+        return
+    record = json.loads((out / "run.json").read_text())
+    record["resumed_at"].append(resumed_at)
+    write_json(out / "run.json", record)
 
-    def evaluate_and_save(step: int) -> None:
+
+@dataclasses.dataclass
+class _Loop:
+    """The optimisation loop of one run: its steps, and the evaluations and checkpoints between."""
+
+    cfg: TrainConfig
+    out: Path
+    procs: Any
+    model: Any  # the plain model; the one that trains may be DDP-wrapped (``train_model``)
+    optimizer: Any
+    params: list
+    train_data: Any
+    held_data: Any
+    log: list[dict]
+
+    def __post_init__(self) -> None:
+        self.train_model, self.optimizer = self.procs.prepare(self.model, self.optimizer)
+        self.train_model.train()
+
+    def evaluate_and_save(self, step: int) -> None:
+        cfg, procs = self.cfg, self.procs
         if (
             step in cfg.save_steps
             or step == cfg.steps
             or (cfg.eval_every and step % cfg.eval_every == 0)
         ):
-            log.append(
+            self.log.append(
                 dict(
                     step=step,
                     split="heldout",
-                    loss=heldout_loss(model, held_data, cfg, procs),
+                    loss=heldout_loss(self.model, self.held_data, cfg, procs),
                     lr=lr_at(cfg, max(step - 1, 0)),
                 )
             )
-            _stop_if_not_finite(log, out, write=procs.is_main)
+            _stop_if_not_finite(self.log, self.out, write=procs.is_main)
         if (step in cfg.save_steps or step == cfg.steps) and procs.is_main:
-            _save_checkpoint(out, step, model, optimizer, cfg, log)
+            save_checkpoint(self.out, step, self.model, self.optimizer, cfg, self.log)
 
-    # the model that trains (DDP-wrapped under several processes); `model` stays the plain one
-    train_model, optimizer = procs.prepare(model, optimizer)
-    train_model.train()
-    if resume_from is None:  # a run resumed at step 0 has its step-0 rows already
-        evaluate_and_save(0)
-    bar = progress(
-        range(start, cfg.steps),
-        initial=start,
-        total=cfg.steps,
-        disable=not (cfg.progress and procs.is_main),
-        desc=f"{cfg.method} {Path(cfg.out).name}",
-    )
-    t_loop = time.perf_counter()
-    for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(cfg, step)
-        rows = torch.from_numpy(
-            batch_indices(len(train_data.input_ids), cfg.batch_size, step, cfg.seed)
+    def run(self, start: int) -> None:
+        cfg = self.cfg
+        bar = progress(
+            range(start, cfg.steps),
+            initial=start,
+            total=cfg.steps,
+            disable=not (cfg.progress and self.procs.is_main),
+            desc=f"{cfg.method} {Path(cfg.out).name}",
         )
+        t_loop = time.perf_counter()
+        for step in bar:
+            batch_loss, tokens = self.step(step)
+            self.log.append(
+                dict(
+                    step=step + 1,
+                    split="train",
+                    loss=batch_loss,
+                    lr=lr_at(cfg, step),
+                    tokens=tokens,
+                    wall_s=time.perf_counter() - t_loop,
+                )
+            )
+            _stop_if_not_finite(self.log, self.out, write=self.procs.is_main)
+            bar.set_postfix(loss=f"{self.log[-1]['loss']:.3f}")
+            self.evaluate_and_save(step + 1)
+
+    def step(self, step: int) -> tuple[float, int]:
+        """One optimiser step; returns the batch's mean loss and its token count."""
+        import torch
+
+        cfg, procs, data = self.cfg, self.procs, self.train_data
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(cfg, step)
+        rows = torch.from_numpy(batch_indices(len(data.input_ids), cfg.batch_size, step, cfg.seed))
         mine = rows[procs.share(len(rows))]  # this process's share (all rows when alone)
         with autocast(cfg, procs):
-            loss = train_model(
+            loss = self.train_model(
                 **procs.to_device(
                     dict(
-                        input_ids=train_data.input_ids[mine],
-                        attention_mask=train_data.attention_mask[mine],
-                        labels=train_data.labels[mine],
+                        input_ids=data.input_ids[mine],
+                        attention_mask=data.attention_mask[mine],
+                        labels=data.labels[mine],
                     )
                 )
             ).loss
         # scaled so the gradient averaged over processes is the whole batch's; logged: batch mean
-        loss, batch_loss = procs.global_mean_loss(loss, train_data.labels[mine])
+        loss, batch_loss = procs.global_mean_loss(loss, data.labels[mine])
         procs.backward(loss)
         if cfg.grad_clip:
-            procs.clip_grad_norm_(params, cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        log.append(
-            dict(
-                step=step + 1,
-                split="train",
-                loss=batch_loss.item(),
-                lr=lr_at(cfg, step),
-                tokens=int(train_data.attention_mask[rows].sum()),
-                wall_s=time.perf_counter() - t_loop,
-            )
-        )
-        _stop_if_not_finite(log, out, write=procs.is_main)
-        bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
-        evaluate_and_save(step + 1)
-    if procs.is_main:
-        with atomic_path(out / "DONE") as tmp:
-            tmp.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
-    procs.barrier()
+            procs.clip_grad_norm_(self.params, cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return batch_loss.item(), int(data.attention_mask[rows].sum())
 
 
 def _stop_if_not_finite(log: list[dict], out: Path, *, write: bool) -> None:
@@ -442,6 +387,6 @@ def _stop_if_not_finite(log: list[dict], out: Path, *, write: bool) -> None:
         write_parquet(out / "losses.parquet", pd.DataFrame(log))
     raise ValueError(
         f"training stopped: the {row['split']} loss is {row['loss']} at step {row['step']} of "
-        f"run {out} (lower --lr, or check the model's weights); the run cannot resume, use "
-        "another --out"
+        f"run {out} (lower lr=, or check the model's weights); the run cannot resume, use "
+        "another out="
     )

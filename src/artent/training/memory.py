@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from artent.models.size_check import human_bytes as _human
-from artent.models.size_check import machine_memory
+from artent.models.size_check import human_bytes, machine_memory
 from artent.training.config import TrainConfig
 
 __all__ = ["check_sizes", "machine_memory", "trainable_parameters"]
@@ -77,18 +76,18 @@ def check_sizes(
     layers = int(getattr(config, "num_hidden_layers", 0) or 0)
     vocab = int(getattr(config, "vocab_size", 0) or 0)
     tokens = cfg.batch_size * cfg.seq_len
-    sizes = "--model" if cfg.method == "fft" else f"--rank {cfg.rank}"
+    sizes = "model=" if cfg.method == "fft" else f"rank={cfg.rank}"
     if cfg.method == "mps":
-        sizes += f" or --chi {cfg.chi}"
+        sizes += f" or chi={cfg.chi}"
     on_device = {
         "trainable parameters, gradients and AdamW state": (16 * trainable, sizes),
         "activations of one step": (
             tokens * (8 * vocab + 16 * hidden * layers),
-            f"--seq-len {cfg.seq_len} or --batch-size {cfg.batch_size}",
+            f"seq_len={cfg.seq_len} or batch_size={cfg.batch_size}",
         ),
-        "base weights": (weights, "--model"),
+        "base weights": (weights, "model="),
     }
-    data = {"tokenised data": (24 * n_sequences * cfg.seq_len, f"--seq-len {cfg.seq_len}")}
+    data = {"tokenised data": (24 * n_sequences * cfg.seq_len, f"seq_len={cfg.seq_len}")}
     checks = [(device, {**on_device, **data})] if device == "cpu" else [(device, on_device)]
     if device != "cpu":
         checks.append(("cpu", data))
@@ -99,6 +98,6 @@ def check_sizes(
             continue
         what, (biggest, options) = max(parts.items(), key=lambda kv: kv[1][0])
         raise ValueError(
-            f"the run needs at least {_human(need)} of memory on {where} ({what}: "
-            f"{_human(biggest)}), more than its {_human(have)}; lower {options}"
+            f"the run needs at least {human_bytes(need)} of memory on {where} ({what}: "
+            f"{human_bytes(biggest)}), more than its {human_bytes(have)}; lower {options}"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from artent.models.peft_warnings import peft_quietly
 from artent.training.config import TrainConfig
 
 
@@ -43,8 +44,6 @@ def attach_method(model, cfg: TrainConfig):
         return model
     from peft import LoraConfig, get_peft_model
 
-    from artent.models.peft_warnings import peft_quietly
-
     if cfg.method == "lora":
         peft_cfg = LoraConfig(
             r=cfg.rank,
@@ -55,6 +54,7 @@ def attach_method(model, cfg: TrainConfig):
             task_type="CAUSAL_LM",
         )
     else:
+        # lazy: importing it imports torch and peft (seconds), which `artent --help` need not
         from artent.adapters.mps import MPSConfig
 
         peft_cfg = MPSConfig(

@@ -1,4 +1,4 @@
-"""MPS adaptation: LoRA with its down-projection replaced by a two-core MPS (METHOD.md section 7).
+"""MPS adaptation: LoRA with its down-projection replaced by a two-core MPS (docs/training.md).
 
 Importing this package registers the method ``mps`` with peft, so that::
 

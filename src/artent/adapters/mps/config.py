@@ -1,4 +1,4 @@
-"""Configuration of the MPS adapter (METHOD.md section 7).
+"""Configuration of the MPS adapter (docs/training.md, ``--method mps``).
 
 The adapter is LoRA with its down-projection ``A`` (``r x n``) replaced by a two-core matrix product
 state over the input dimension ``n = n_1 * n_2``::

@@ -1,4 +1,4 @@
-"""The MPS adapter layer: an ``nn.Linear`` plus ``scale * B @ A_MPS`` (METHOD.md section 7).
+"""The MPS adapter layer: an ``nn.Linear`` plus ``scale * B @ A_MPS`` (see docs/training.md).
 
 Shapes (``m = out_features``, ``n = in_features = n_1 * n_2``)::
 

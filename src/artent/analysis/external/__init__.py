@@ -1,6 +1,6 @@
 """External artificial entanglement: the entanglement profiles of a model's attention matrices.
 
-METHOD.md section 4. The corpus is cut into windows of ``T`` tokens
+docs/method.md, "The attention law: two readings". The corpus is cut into windows of ``T`` tokens
 (:func:`artent.data.corpus.corpus_windows`). For every layer and head the attention matrix ``A``
 (``T x T``, rows summing to one; causal in a decoder) of each window is read as a state
 (``amplitude``: ``A / ||A||_F``; ``born``: ``sqrt(A) / sqrt(T)``, whose squared amplitudes are the
@@ -21,7 +21,7 @@ above the diagonal, read off the maps themselves) and, per layer, whether it is 
 sliding-window layer, from the config) and its ``window``. The random baseline of an encoder is
 the non-causal softmax.
 
-Beyond METHOD.md: ``beta_fit`` estimates each head's inverse temperature as the RMS, over query
+Beyond docs/method.md: ``beta_fit`` estimates each head's inverse temperature as the RMS, over query
 rows (and windows), of the standard deviation of ``ln A[i, j]`` over the keys with ``A[i, j] > 0``
 (``j <= i`` in a causal model). For ``softmax(beta * G)`` with Gaussian scores this is ``beta``
 exactly in expectation (the log-weights are the scores less a per-row constant), so the

@@ -1,4 +1,4 @@
-"""The random-attention baseline of the external analysis (METHOD.md section 6)."""
+"""The random-attention baseline of the external analysis (docs/method.md, random baselines)."""
 
 from __future__ import annotations
 

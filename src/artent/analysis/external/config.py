@@ -9,7 +9,7 @@ from typing import Any
 from artent.data.corpus import DEFAULT_WINDOW_START, check_window_start
 from artent.entanglement.rmt import ENCODINGS
 from artent.entanglement.sites import ORDERS, prime_factors
-from artent.validation import check_device, check_fields, flag
+from artent.validation import check_device, check_fields, keyword
 
 BOUNDARIES = ("periodic", "open")
 
@@ -67,46 +67,46 @@ class ExternalConfig:
     scaling_baseline_samples: int = 1
 
     def __post_init__(self) -> None:
-        check_fields(self, flag)
+        check_fields(self, keyword)
         if self.device is not None:
-            check_device(self.device, "--device")
-        self.seq_len = positive_int(self.seq_len, "--seq-len")
+            check_device(self.device, "device=")
+        self.seq_len = positive_int(self.seq_len, "seq_len=")
         if len(prime_factors(self.seq_len)) < 2:
             raise ValueError(
-                f"--seq-len {self.seq_len}: needs at least two prime factors (e.g. a power of two "
+                f"seq_len={self.seq_len}: needs at least two prime factors (e.g. a power of two "
                 ">= 4) so that an attention profile has three bonds to fit"
             )
-        self.encodings = _choices(self.encodings, ENCODINGS, "--encodings")
-        self.orders = _choices(self.orders, ORDERS, "--orders")
+        self.encodings = _choices(self.encodings, ENCODINGS, "encodings=")
+        self.orders = _choices(self.orders, ORDERS, "orders=")
         if self.n_texts is not None:
-            self.n_texts = positive_int(self.n_texts, "--n-texts")
+            self.n_texts = positive_int(self.n_texts, "n_texts=")
         if self.boundary not in BOUNDARIES:
-            raise ValueError(f"--boundary: expected one of {BOUNDARIES}, got {self.boundary!r}")
-        self.baseline_samples = positive_int(self.baseline_samples, "--baseline-samples")
+            raise ValueError(f"boundary=: expected one of {BOUNDARIES}, got {self.boundary!r}")
+        self.baseline_samples = positive_int(self.baseline_samples, "baseline_samples=")
         betas = tuple(float(b) for b in self.baseline_betas)
         if not all(math.isfinite(b) and b >= 0 for b in betas):
-            raise ValueError(f"--baseline-betas: expected finite numbers >= 0, got {betas}")
+            raise ValueError(f"baseline_betas=: expected finite numbers >= 0, got {betas}")
         self.baseline_betas = betas
         if self.scaling_lengths is None:
             lengths = [2**k for k in range(3, self.seq_len.bit_length()) if 2**k <= self.seq_len]
             self.scaling_lengths = tuple(lengths) or (self.seq_len,)
         else:
-            lengths = sorted({positive_int(t, "--scaling-lengths") for t in self.scaling_lengths})
+            lengths = sorted({positive_int(t, "scaling_lengths=") for t in self.scaling_lengths})
             if not lengths or lengths[0] < 2 or lengths[-1] > self.seq_len:
                 raise ValueError(
-                    f"--scaling-lengths: expected lengths in 2..{self.seq_len} (--seq-len), "
+                    f"scaling_lengths=: expected lengths in 2..{self.seq_len} (seq_len=), "
                     f"got {list(self.scaling_lengths)}"
                 )
             self.scaling_lengths = tuple(lengths)
-        self.batch_size = positive_int(self.batch_size, "--batch-size")
+        self.batch_size = positive_int(self.batch_size, "batch_size=")
         self.max_map_elements = positive_int(self.max_map_elements, "max_map_elements")
         self.profile_chunk_elements = positive_int(
-            self.profile_chunk_elements, "--profile-chunk-elements"
+            self.profile_chunk_elements, "profile_chunk_elements="
         )
-        self.window_start = check_window_start(self.window_start, "--window-start")
+        self.window_start = check_window_start(self.window_start, "window_start=")
         if self.scaling_baseline_samples < 0:
             raise ValueError(
-                "--scaling-baseline-samples: expected an integer >= 0, got "
+                "scaling_baseline_samples=: expected an integer >= 0, got "
                 f"{self.scaling_baseline_samples!r}"
             )
 

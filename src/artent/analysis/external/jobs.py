@@ -169,5 +169,5 @@ def window_frames(
             frames[base] = window_frame(tok or load_tokenizer(base), start).tokens
         except ValueError as e:
             why = str(e).removeprefix(f"window_start {start}: ")
-            raise ValueError(f"--window-start {start}: model {base}: {why}") from None
+            raise ValueError(f"window_start={start}: model {base}: {why}") from None
     return frames

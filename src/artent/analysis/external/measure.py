@@ -198,7 +198,7 @@ def measure_attention(model: Any, ids, cfg: ExternalConfig):
                     read_attention(model, chunk[:, :t], found.cut_only(t))
     if found.causal != probe["causal"]:
         raise ValueError(
-            "model: its attention is causal on 16 tokens but not on --seq-len tokens; artent "
+            "model: its attention is causal on 16 tokens but not on seq_len= tokens; artent "
             "cannot tell which scaling to report"
         )
     return found, layers
@@ -380,7 +380,7 @@ def run_external(
         windows = texts
         if windows.seq_len != cfg.seq_len:
             raise ValueError(
-                f"texts: windows of {windows.seq_len} tokens given for --seq-len {cfg.seq_len}"
+                f"texts: windows of {windows.seq_len} tokens given for seq_len={cfg.seq_len}"
             )
     else:
         windows = corpus_windows(tokenizer, texts, cfg.seq_len, cfg.n_texts, start=cfg.window_start)

@@ -1,9 +1,10 @@
 """Weight updates ``Delta W``, from a (base, tuned) pair or from a saved PEFT adapter.
 
-METHOD.md section 3: ``Delta W = W_tuned - W_base`` per layer and module (``q_proj``, ``v_proj`` by
-default), or an adapter's own update without loading the base where that is possible. Each update
-comes as a :class:`Delta`; factored where the adapter is factored (LoRA, rsLoRA, AdaLoRA, VeRA, MPS:
-a :class:`~artent.entanglement.profile.LowRank`, never formed densely), else a dense tensor.
+docs/analyses.md, "Internal: weight updates" (the maths: docs/method.md): ``Delta W = W_tuned -
+W_base`` per layer and module (``q_proj``, ``v_proj`` by default), or an adapter's own update
+without loading the base where that is possible. Each update comes as a :class:`Delta`; factored
+where the adapter is factored (LoRA, rsLoRA, AdaLoRA, VeRA, MPS: a
+:class:`~artent.entanglement.profile.LowRank`, never formed densely), else a dense tensor.
 
 Updates are in the ``(out_features, in_features)`` layout of ``y = W x`` (peft's ``B @ A``). The
 adapter formulas replicate peft 0.21's ``get_delta_weight`` / merge for linear layers; the
@@ -16,7 +17,7 @@ Both entry points check everything they can from the checkpoint headers before y
 (architectures, module names, shapes, the base being present where needed), then read and yield
 one module at a time, so memory stays at a few tensors whatever the model size.
 
-Modules: ``common`` (:class:`Delta`, tensor checks), ``select`` (``--modules`` / ``--layers``),
+Modules: ``common`` (:class:`Delta`, tensor checks), ``select`` (``modules=`` / ``layers=``),
 ``fused`` (aliases and fused q/k/v layouts), ``pairs`` (tuned - base), ``adapter`` (saved
 adapters) and the readers of each adapter family (``lora``, ``lycoris``, ``mps``).
 """

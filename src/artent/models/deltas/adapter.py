@@ -12,7 +12,12 @@ from pathlib import Path
 
 import torch
 
-from artent.models.adapter_check import check_fits, read_adapter_config
+from artent.models.adapter_check import (
+    ADAPTER_KINDS,
+    adapter_weights_file,
+    read_adapter_config,
+    through_merge,
+)
 from artent.models.checkpoints import Checkpoint, CheckpointError, open_checkpoint
 from artent.models.deltas import lora, lycoris, mps
 from artent.models.deltas.common import (
@@ -24,21 +29,12 @@ from artent.models.deltas.common import (
     stored_dtype,
 )
 from artent.models.deltas.fused import fused_layout, read_model_config, split_update
-from artent.models.deltas.merged import deltas_through_merge, through_merge
+from artent.models.deltas.merged import deltas_through_merge
+from artent.models.deltas.pairs import plan_pair
 from artent.models.deltas.select import Planned, select
 
 #: Prefix peft puts before every module name when it saves an adapter of a PreTrainedModel.
 PEFT_KEY_PREFIX = "base_model.model."
-#: peft_type (as in adapter_config.json) -> the tensor names peft saves after each module's name.
-ADAPTER_KINDS: dict[str, tuple[str, ...]] = {
-    "LORA": ("lora_A.weight", "lora_B.weight", "lora_B.bias", "lora_magnitude_vector",
-             "lora_magnitude_vector.weight"),
-    "ADALORA": ("lora_A", "lora_B", "lora_E"),
-    "LOHA": ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2"),
-    "LOKR": ("lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2"),
-    "VERA": ("vera_lambda_b", "vera_lambda_d"),
-    "MPS": ("mps_B", "mps_G1", "mps_G2"),
-}  # fmt: skip
 # LoRA variants whose update is not (a function of) B @ A: refused rather than misread.
 _UNSUPPORTED_LORA_OPTIONS = (
     "use_bdlora", "arrow_config", "alora_invocation_tokens", "velora_config",
@@ -53,16 +49,6 @@ _READERS: dict[str, tuple[Callable, Callable]] = {
     "VERA": (lora.vera_shape, lora.vera_build),
     "MPS": (mps.mps_shape, mps.mps_build),
 }
-
-
-def adapter_weights_file(path: Path) -> Path:
-    """The weights of an adapter folder (a weights file passed itself is returned as is)."""
-    if not path.is_dir():
-        return path
-    for name in ("adapter_model.safetensors", "adapter_model.bin"):
-        if (path / name).is_file():
-            return path / name
-    raise CheckpointError(f"adapter folder {path} has no adapter_model.safetensors")
 
 
 class SavedAdapter:
@@ -102,7 +88,7 @@ class SavedAdapter:
 
     def require_base(self, why: str) -> Checkpoint:
         if self.base is None:
-            raise ValueError(f"adapter {self.path}: {why}; pass the base checkpoint (--base)")
+            raise ValueError(f"adapter {self.path}: {why}; pass the base checkpoint (base=)")
         return self.base
 
     def base_weight(self, name: str) -> torch.Tensor:
@@ -118,6 +104,45 @@ class SavedAdapter:
             )
         rows, cols = matrix_shape(base, name + ".weight")
         return (cols, rows) if self.fan_in_fan_out else (rows, cols)
+
+
+def check_fits(adapter) -> None:
+    """Every module of an opened adapter exists in its base with the shape the adapter expects.
+
+    Args:
+        adapter: a :class:`SavedAdapter` opened with a base (without
+            one there is nothing to check against).
+
+    Raises:
+        CheckpointError, ValueError: the first module that is not in the base, or whose shape
+            differs, naming the adapter, the module and the base.
+    """
+    if adapter.base is None:
+        return
+    shape_of = _READERS[adapter.peft_type][0]
+    for name, parts in adapter.modules.items():
+        rows, cols = shape_of(adapter, name, parts)
+        expected = adapter.base_shape(name)
+        if (rows, cols) != expected:
+            raise ValueError(
+                f"adapter {adapter.path}: module '{name}' has shape {(rows, cols)} but the base "
+                f"{adapter.base.path} has {expected}"
+            )
+
+
+def check_adapter_fits(
+    adapter: str | Path, base: str | Path, *, allow_pickle: bool = False
+) -> None:
+    """:func:`check_fits` for an adapter folder and a base checkpoint (headers only)."""
+    if through_merge(read_adapter_config(adapter)):
+        return  # peft checks these when it loads them (artent.models.pretrained.put_adapter)
+    ad = SavedAdapter(adapter, base, allow_pickle)
+    try:
+        check_fits(ad)
+    finally:
+        ad.ckpt.close()
+        if ad.base is not None:
+            ad.base.close()
 
 
 def _plan_adapter(adapter, base, modules, layers, allow_pickle):
@@ -256,8 +281,6 @@ def count_deltas(
         return len(plan)
     if base is None or tuned is None:
         raise ValueError("count_deltas: give adapter, or both base and tuned")
-    from artent.models.deltas.pairs import plan_pair
-
     base_ckpt, tuned_ckpt, plan, _ = plan_pair(base, tuned, modules, layers, allow_pickle)
     base_ckpt.close()
     tuned_ckpt.close()

@@ -1,6 +1,6 @@
 """Fused query/key/value projections split into their blocks, and the names of q, k and v.
 
-``--modules q_proj,v_proj`` means the query and value updates on every architecture. Where a
+``modules=["q_proj", "v_proj"]`` means the query and value updates on every architecture. Where a
 model keeps them in modules of their own under other names (BERT's ``query`` / ``value``), those
 are the same modules (:data:`ALIASES`). Where one module computes all three, its update ``Delta W``
 (``out x in``, as ``B @ A``) is split by rows, using the model config's head counts:
@@ -117,7 +117,7 @@ def fused_layout(
         ValueError: a layout artent does not know, a layout that needs the config and has none,
             or a shape that does not fit the config's head counts.
     """
-    whole = f"pass --modules {module} to analyse the fused update whole"
+    whole = f"pass modules={module} to analyse the fused update whole"
     if arch is None:
         if module == "c_attn" and conv1d and rows == 3 * cols:
             arch = "gpt2"
@@ -126,7 +126,7 @@ def fused_layout(
         else:
             raise ValueError(
                 f"{where}: '{name}' fuses query, key and value; splitting it needs the base "
-                "model's config.json (pass --base, or keep the adapter's base_model_name_or_path "
+                "model's config.json (pass base=, or keep the adapter's base_model_name_or_path "
                 f"pointing to a local model folder), or {whole}"
             )
     config = config or {}

@@ -2,18 +2,24 @@
 
 Each kind has ``shape(adapter, name, parts) -> (rows, cols)`` and ``build(adapter, name, parts)
 -> (update, rank, kind, is_zero)``; ``adapter`` is the
-:class:`~artent.models.deltas.adapter.SavedAdapter`, ``parts`` the module's tensor keys.
+:class:`~artent.models.deltas.adapter.SavedAdapter`, ``parts`` the module's tensor keys. The
+formulas themselves are :mod:`artent.models.deltas.formulas`, shared with the live readers.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from artent.entanglement.profile import LowRank
 from artent.models.checkpoints import CheckpointError
-from artent.models.deltas.common import is_zero_product, output_dtype
+from artent.models.deltas.common import output_dtype
+from artent.models.deltas.formulas import (
+    adalora_scale,
+    adalora_update,
+    dora_update,
+    lora_scaling,
+    lora_update,
+    vera_update,
+)
 from artent.models.deltas.patterns import pattern_value
 
 
@@ -24,7 +30,7 @@ def lora_scale(ad, name: str, r: int) -> float:
         ad.config.get("lora_alpha", 8),
         what=f"adapter {ad.path}: alpha_pattern",
     )
-    return alpha / math.sqrt(r) if ad.config.get("use_rslora") else alpha / r
+    return lora_scaling(alpha, r, bool(ad.config.get("use_rslora")))
 
 
 def lora_shape(ad, name, parts):
@@ -37,27 +43,16 @@ def lora_build(ad, name, parts):
     r = A.shape[0]
     scale = lora_scale(ad, name, r)
     if not ad.config.get("use_dora"):
-        update = LowRank(B, A, scale)
-        kind = "rslora" if ad.config.get("use_rslora") else "lora"
-        return update, r, kind, scale == 0 or is_zero_product(B, A)
-    # DoRA (peft lora/variants.py, DoraLinearVariant.merge_*): the merged weight is
-    # m / ||W + s B A||_row * (W + s B A), the norm taken over each output row (dim=1 of the
-    # (out, in) weight); the update is that minus W. Done in float64: the subtraction cancels.
+        update, is_zero = lora_update(B, A, scale)
+        return update, r, "rslora" if ad.config.get("use_rslora") else "lora", is_zero
     magnitude_key = parts.get("lora_magnitude_vector") or parts.get("lora_magnitude_vector.weight")
     if magnitude_key is None:
         raise CheckpointError(f"adapter {ad.path}: DoRA module '{name}' has no magnitude vector")
-    W = ad.base_weight(name)
-    magnitude = ad.get(magnitude_key).double().reshape(-1)
-    V = W.double() + scale * (B.double() @ A.double())
-    factor = magnitude / torch.linalg.vector_norm(V, dim=1)
-    delta = (factor[:, None] * V - W.double()).to(output_dtype(W, A, B))
-    # At step 0 (B = 0) peft's merge gives W back exactly (m was set to ||W||_row by the same
-    # arithmetic); our float64 norm differs from that in the last bits of the stored dtype.
-    low = min(torch.finfo(ad.ckpt.dtype(magnitude_key) or torch.float32).eps,
+    # the dtypes m and W are stored in (the tensors read may have been widened)
+    eps = min(torch.finfo(ad.ckpt.dtype(magnitude_key) or torch.float32).eps,
               torch.finfo(ad.base.dtype(name + ".weight") or torch.float32).eps)  # fmt: skip
-    if is_zero_product(B, A) and float((factor - 1).abs().max()) <= 4 * low:
-        delta = torch.zeros_like(delta)
-    return delta, r, "dora", not delta.any()
+    delta, is_zero = dora_update(ad.base_weight(name), B, A, scale, ad.get(magnitude_key), eps=eps)
+    return delta, r, "dora", is_zero
 
 
 def adalora_shape(ad, name, parts):
@@ -66,9 +61,8 @@ def adalora_shape(ad, name, parts):
 
 
 def adalora_build(ad, name, parts):
-    # peft adalora/layer.py: B @ (A * E) * scaling / (ranknum + 1e-5). ranknum is not saved: it is
-    # init_r at creation and is carried over when rank_pattern prunes the rows, and scaling is
-    # lora_alpha, or the (pruned) rank where lora_alpha <= 0.
+    # ranknum is not saved: it is init_r at creation and is carried over when rank_pattern prunes
+    # the rows, and scaling is lora_alpha, or the (pruned) rank where lora_alpha <= 0.
     A, B, E = (ad.get(parts[p]) for p in ("lora_A", "lora_B", "lora_E"))
     r = A.shape[0]
     if r == 0:  # every triplet pruned away by rank_pattern: no update
@@ -76,9 +70,8 @@ def adalora_build(ad, name, parts):
     alpha = ad.config.get("lora_alpha", 8)
     scaling = alpha if alpha > 0 else float(r)
     ranknum = float(ad.config.get("init_r", r))
-    scale = scaling / (ranknum + 1e-5)
-    A_scaled = A * E.reshape(-1, 1)
-    return LowRank(B, A_scaled, scale), r, "adalora", scale == 0 or is_zero_product(B, A_scaled)
+    update, is_zero = adalora_update(B, A, E, adalora_scale(scaling, ranknum))
+    return update, r, "adalora", is_zero
 
 
 def vera_shape(ad, name, parts):
@@ -100,7 +93,6 @@ def vera_shape(ad, name, parts):
 
 
 def vera_build(ad, name, parts):
-    # peft vera/layer.py: (lambda_b * vera_B[:out]) @ (lambda_d * vera_A[:, :in]).
     rows, cols = ad.base_shape(name)
     vera_A, vera_B = ad.get(ad.shared["vera_A"]), ad.get(ad.shared["vera_B"])
     if vera_A.shape[1] < cols or vera_B.shape[0] < rows:
@@ -109,6 +101,5 @@ def vera_build(ad, name, parts):
             f"are too small for module '{name}' of shape {(rows, cols)}"
         )
     lam_b, lam_d = ad.get(parts["vera_lambda_b"]), ad.get(parts["vera_lambda_d"])
-    B = lam_b.reshape(-1, 1) * vera_B[:rows]
-    A = lam_d.reshape(-1, 1) * vera_A[:, :cols]
-    return LowRank(B, A, 1.0), A.shape[0], "vera", is_zero_product(B, A)
+    update, is_zero = vera_update(lam_b, lam_d, vera_B, vera_A, rows, cols)
+    return update, update.A.shape[0], "vera", is_zero

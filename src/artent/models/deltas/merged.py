@@ -22,31 +22,23 @@ from pathlib import Path
 
 import torch
 
+from artent.models.adapter_check import MERGE_KINDS, read_adapter_config
 from artent.models.deltas.common import Delta
 from artent.models.deltas.fused import fused_layout, is_conv1d, split_update
 from artent.models.deltas.select import select
+from artent.models.pretrained import from_pretrained, is_causal_config, put_adapter
 
-#: peft_type (as in adapter_config.json) -> the update kind, for the kinds read through the merge.
-MERGE_KINDS = {"IA3": "ia3", "OFT": "oft", "BOFT": "boft", "HRA": "hra", "FOURIERFT": "fourierft"}
 PREFIX = "base_model.model."
-
-
-def through_merge(config: dict) -> bool:
-    """Whether an adapter (its validated config) is read through peft's merge."""
-    kind = config["peft_type"].upper()
-    return kind in MERGE_KINDS or (kind == "LORA" and bool(config.get("target_parameters")))
 
 
 def _load(adapter: Path, base, allow_pickle: bool):
     """The base model in float64 with the adapter on it (peft), and its config as a dict."""
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-    from artent.models.loading import _from_pretrained, _is_causal_config, put_adapter
-
     if base is None:
         raise ValueError(
             f"adapter {adapter}: its update is read through peft's merge, which needs the base "
-            f"model (--base, a model folder)"
+            f"model (base=, a model folder)"
         )
     folder = Path(base).expanduser()
     folder = folder if folder.is_dir() else folder.parent
@@ -56,9 +48,9 @@ def _load(adapter: Path, base, allow_pickle: bool):
             f"as a model folder with config.json; {base} has none"
         )
     what = f"model {folder}"
-    config = _from_pretrained(what, AutoConfig.from_pretrained, str(folder), local_files_only=True)
-    auto = AutoModelForCausalLM if _is_causal_config(config) else AutoModel
-    model = _from_pretrained(
+    config = from_pretrained(what, AutoConfig.from_pretrained, str(folder), local_files_only=True)
+    auto = AutoModelForCausalLM if is_causal_config(config) else AutoModel
+    model = from_pretrained(
         what,
         auto.from_pretrained,
         str(folder),
@@ -104,8 +96,6 @@ def deltas_through_merge(
         ValueError: no base, a base that is not a model folder, an adapter peft cannot load on
             it, a module or layer that matches nothing.
     """
-    from artent.models.adapter_check import read_adapter_config
-
     adapter = Path(adapter)
     config = read_adapter_config(adapter)
     model, model_config = _load(adapter, base, allow_pickle)

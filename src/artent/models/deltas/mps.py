@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from artent.entanglement.profile import LowRank
-from artent.models.deltas.common import is_zero_product
+from artent.models.deltas.formulas import lora_scaling, lora_update
 
 
 def mps_shape(ad, name, parts):
@@ -21,5 +18,5 @@ def mps_build(ad, name, parts):
     r = B.shape[1]
     A = torch.einsum("kic,cj->kij", G1, G2).reshape(r, -1)
     alpha = ad.config.get("alpha", 8.0)
-    scale = alpha / (math.sqrt(r) if ad.config.get("use_rslora") else r)
-    return LowRank(B, A, scale), r, "mps", scale == 0 or is_zero_product(B, A)
+    update, is_zero = lora_update(B, A, lora_scaling(alpha, r, bool(ad.config.get("use_rslora"))))
+    return update, r, "mps", is_zero

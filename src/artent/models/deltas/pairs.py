@@ -109,10 +109,10 @@ def deltas_from_pair(
         ValueError: a module or layer that matches nothing, a fused layout artent does not know.
     """
     base_ckpt, tuned_ckpt, plan, arch = plan_pair(base, tuned, modules, layers, allow_pickle)
-    return _pair_deltas(base_ckpt, tuned_ckpt, plan, arch)
+    return pair_deltas(base_ckpt, tuned_ckpt, plan, arch)
 
 
-def _pair_deltas(base: Checkpoint, tuned: Checkpoint, plan: list[Planned], arch) -> Iterator[Delta]:
+def pair_deltas(base: Checkpoint, tuned: Checkpoint, plan: list[Planned], arch) -> Iterator[Delta]:
     cached: tuple | None = None  # the last whole update: fused blocks share it
     try:
         for p in plan:

@@ -1,4 +1,4 @@
-"""Which modules (and which blocks of fused projections) ``--modules`` and ``--layers`` choose."""
+"""Which modules (and which blocks of fused projections) ``modules=`` and ``layers=`` choose."""
 
 from __future__ import annotations
 
@@ -41,13 +41,13 @@ def check_selection(modules, layers) -> tuple[list[str], set[int] | None]:
     """The requested module names (aliases made canonical, in order) and layer set."""
     modules = (modules,) if isinstance(modules, str) else tuple(modules)
     if not modules or not all(isinstance(m, str) and m for m in modules):
-        raise ValueError(f"--modules: give one or more module names, got {modules!r}")
+        raise ValueError(f"modules=: give one or more module names, got {modules!r}")
     wanted = list(dict.fromkeys(canonical_module(m) for m in modules))
     if layers is None:
         return wanted, None
     layers = [layers] if isinstance(layers, int) else list(layers)
     if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layers):
-        raise ValueError(f"--layers: give layer indices >= 0, got {layers!r}")
+        raise ValueError(f"layers=: give layer indices >= 0, got {layers!r}")
     return wanted, set(layers)
 
 
@@ -92,7 +92,7 @@ def select(
             )
         ]
         if not wanted:
-            raise ValueError(f"--modules all: none of {', '.join(ALL_MODULES)} in {where}")
+            raise ValueError(f"modules=all: none of {', '.join(ALL_MODULES)} in {where}")
     roles = [ALIASES[m] for m in wanted if m in ROLE_MODULES.values()]
     found: list[Planned] = []
     for name, layer, module in parsed:
@@ -110,14 +110,14 @@ def select(
             if module in ROLE_MODULES.values():
                 names_of = [a for a, r in ALIASES.items() if r == ALIASES[module] and a != module]
                 also = f" (nor {', '.join(names_of)}, nor a fused q/k/v projection)"
-            raise ValueError(f"--modules: no module named '{module}' in {where}{also}")
+            raise ValueError(f"modules=: no module named '{module}' in {where}{also}")
     if layers is not None:
         present = {p.layer for p in found}
         missing = sorted(layers - present)
         if missing:
             have = sorted(i for i in present if i is not None)
             raise ValueError(
-                f"--layers: no layer {missing[0]} with modules {wanted} in {where} "
+                f"layers=: no layer {missing[0]} with modules {wanted} in {where} "
                 f"(layers present: {have})"
             )
         found = [p for p in found if p.layer in layers]

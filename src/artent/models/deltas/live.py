@@ -7,9 +7,10 @@ path where the adapter is factored (LoRA, rsLoRA, AdaLoRA, VeRA and artent's MPS
 dense where it is not (DoRA, LoHa, LoKr). Any other module (full fine-tuning) gives
 ``W_now - W_snapshot`` against a CPU copy of its weight taken by :func:`snapshot_weights`.
 
-The formulas are those of peft 0.21's layers (the same as the saved-adapter readers), read off the
-layer objects: ``scaling`` (rsLoRA, ``alpha_pattern``), ``ranknum`` (AdaLoRA) and the adapter
-rank come from the layer rather than from a config. tests/models/test_live.py checks every kind
+The formulas are those of peft 0.21's layers, the same functions as the saved-adapter readers'
+(:mod:`artent.models.deltas.formulas`), fed off the layer objects: ``scaling`` (rsLoRA,
+``alpha_pattern``), ``ranknum`` (AdaLoRA) and the adapter rank come from the layer rather than
+from a config. tests/models/test_live.py checks every kind
 against peft's own ``merge_and_unload``.
 
 Updates come in the ``(out_features, in_features)`` layout of ``y = W x`` (GPT-2's ``Conv1D``
@@ -26,8 +27,15 @@ import torch
 
 from artent.entanglement.profile import LowRank
 from artent.models.checkpoints import parse_module_key
-from artent.models.deltas import PEFT_KEY_PREFIX, Delta
-from artent.models.deltas.common import is_zero_product
+from artent.models.deltas.adapter import PEFT_KEY_PREFIX
+from artent.models.deltas.common import Delta, is_zero_product, output_dtype
+from artent.models.deltas.formulas import (
+    adalora_scale,
+    adalora_update,
+    dora_update,
+    lora_update,
+    vera_update,
+)
 
 __all__ = [
     "LIVE_KINDS",
@@ -72,7 +80,7 @@ class Target:
         return base.weight
 
 
-def _tuner_layer_type():
+def tuner_layer_type():
     try:
         from peft.tuners.tuners_utils import BaseTunerLayer
     except ImportError:  # peft absent: no adapter layers can exist
@@ -127,7 +135,7 @@ def find_targets(
     if not modules or not all(isinstance(m, str) and m for m in modules):
         raise ValueError(f"modules: give one or more module names, got {modules!r}")
     wanted = None if layers is None else {int(i) for i in layers}
-    tuner = _tuner_layer_type()
+    tuner = tuner_layer_type()
     inside: list[str] = []  # prefixes of tuner layers: their children are theirs, not targets
     found: list[Target] = []
     for path, mod in model.named_modules():
@@ -205,7 +213,7 @@ def live_deltas(
                 is_zero = not bool(update.any())
                 weight = snapshot[t.name]  # stays on the CPU, where the companions are taken
                 weight = weight.T if _is_conv1d(t.handle) else weight
-            weight = weight.to(_float(weight))
+            weight = weight.to(output_dtype(weight))
             rows, cols = update.shape
             yield Delta(
                 t.name, t.layer, t.module, update, rows, cols, rank, kind, bool(is_zero), weight
@@ -215,15 +223,11 @@ def live_deltas(
 # ----- dense (full fine-tuning) -----------------------------------------------------------------
 
 
-def _float(*tensors: torch.Tensor) -> torch.dtype:
-    return torch.float64 if any(x.dtype == torch.float64 for x in tensors) else torch.float32
-
-
 def _dense_update(t: Target, snapshot: dict[str, torch.Tensor] | None) -> torch.Tensor:
     if snapshot is None or t.name not in snapshot:
         raise ValueError(f"module '{t.name}': no snapshot of its starting weight")
     now, then = t.weight.detach(), snapshot[t.name]
-    dtype = _float(now, then)
+    dtype = output_dtype(now, then)
     delta = now.to(dtype) - then.to(device=now.device, dtype=dtype)
     return delta.T if _is_conv1d(t.handle) else delta
 
@@ -245,42 +249,31 @@ def _lora(t: Target):
     scale = float(layer.scaling[ad])
     r = int(layer.r[ad])
     if ad not in getattr(layer, "lora_variant", {}):
-        kind = "rslora" if layer.use_rslora.get(ad, False) else "lora"
-        return LowRank(B, A, scale), r, kind, scale == 0 or is_zero_product(B, A)
-    # DoRA (peft lora/variants.py, DoraLinearVariant.merge_safe): merging gives
-    # m / ||W + s B A||_row * (W + s B A); the update is that minus W, in float64 (it cancels).
+        update, is_zero = lora_update(B, A, scale)
+        return update, r, "rslora" if layer.use_rslora.get(ad, False) else "lora", is_zero
     W = layer.get_base_layer().weight.detach()
     W = W.T if layer.fan_in_fan_out else W
     magnitude = layer.lora_magnitude_vector[ad].weight.detach()
-    V = W.double() + scale * (B.double() @ A.double())
-    factor = magnitude.double().reshape(-1) / torch.linalg.vector_norm(V, dim=1)
-    delta = (factor[:, None] * V - W.double()).to(_float(W, A, B))
-    # At init (B = 0) peft's merge gives W back; our float64 norm differs in the last bits of
-    # the stored dtype, as in the saved-adapter reader.
-    low = min(torch.finfo(magnitude.dtype).eps, torch.finfo(W.dtype).eps)
-    if is_zero_product(B, A) and float((factor - 1).abs().max()) <= 4 * low:
-        delta = torch.zeros_like(delta)
-    return delta, r, "dora", not bool(delta.any())
+    eps = min(torch.finfo(magnitude.dtype).eps, torch.finfo(W.dtype).eps)
+    delta, is_zero = dora_update(W, B, A, scale, magnitude, eps=eps)
+    return delta, r, "dora", is_zero
 
 
 def _adalora(t: Target):
-    # peft adalora/layer.py: B @ (A * E) * scaling / (ranknum + 1e-5)
     layer, ad = t.handle, t.adapter
     A, B, E = (getattr(layer, p)[ad].detach() for p in ("lora_A", "lora_B", "lora_E"))
-    scale = float(layer.scaling[ad]) / (float(layer.ranknum[ad]) + 1e-5)
-    A_scaled = A * E.reshape(-1, 1)
-    return LowRank(B, A_scaled, scale), int(A.shape[0]), "adalora", is_zero_product(B, A_scaled)
+    scale = adalora_scale(float(layer.scaling[ad]), float(layer.ranknum[ad]))
+    update, is_zero = adalora_update(B, A, E, scale)
+    return update, int(A.shape[0]), "adalora", is_zero
 
 
 def _vera(t: Target):
-    # peft vera/layer.py: (lambda_b * vera_B[:out]) @ (lambda_d * vera_A[:, :in])
     layer, ad = t.handle, t.adapter
+    lam_b, lam_d = layer.vera_lambda_b[ad].detach(), layer.vera_lambda_d[ad].detach()
+    vera_B, vera_A = layer.vera_B[ad].detach(), layer.vera_A[ad].detach()
     rows, cols = layer.out_features, layer.in_features
-    lam_b = layer.vera_lambda_b[ad].detach().reshape(-1, 1)
-    lam_d = layer.vera_lambda_d[ad].detach().reshape(-1, 1)
-    B = lam_b * layer.vera_B[ad][:rows].detach().to(lam_b.device)
-    A = lam_d * layer.vera_A[ad][:, :cols].detach().to(lam_d.device)
-    return LowRank(B, A, 1.0), int(A.shape[0]), "vera", is_zero_product(B, A)
+    update, is_zero = vera_update(lam_b, lam_d, vera_B, vera_A, rows, cols)
+    return update, int(update.A.shape[0]), "vera", is_zero
 
 
 def _dense_adapter(kind: str):
@@ -289,7 +282,7 @@ def _dense_adapter(kind: str):
         # products have no factored route to the profile.
         layer, ad = t.handle, t.adapter
         delta = layer.get_delta_weight(ad).detach()
-        delta = delta.to(_float(delta))
+        delta = delta.to(output_dtype(delta))
         if getattr(layer, "fan_in_fan_out", False):
             delta = delta.T
         return delta, int(layer.r[ad]), kind, not bool(delta.any())
