@@ -164,7 +164,7 @@ def long_rows(args) -> None:
 
     print(
         f"{'T':>5s} {'total s':>8s} {'measure s':>9s} {'floor s':>8s} {'measure/floor':>13s} "
-        f"{'eig share':>9s} {'peak RSS GB':>11s}"
+        f"{'eig/total':>9s} {'peak RSS GB':>11s}"
     )
     for t in (512, 2048):
         cmd = [sys.executable, __file__, "--windows", "1", "--seq-len", str(t),
@@ -262,7 +262,7 @@ def main() -> None:
         maps = heads * args.windows * len(args.encodings.split(",")) * len(args.orders.split(","))
         print(json.dumps(dict(
             total=total, measurement=s.get("measurement", 0.0), eig=s.get("eigvalsh", 0.0),
-            eig_share=s.get("eigvalsh", 0.0) / max(s.get("measurement", 0.0), 1e-9),
+            eig_share=s.get("eigvalsh", 0.0) / total,
             floor=maps * profile_floor(args.seq_len), maps=maps, peak_rss=peak_rss(),
         )))  # fmt: skip
         return

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
 
-__all__ = ["LINE_PERIOD_S", "LineProgress", "progress"]
+__all__ = ["LINE_PERIOD_S", "LayerLines", "LineProgress", "progress"]
 
 #: Longest gap, in seconds, between two progress lines off a terminal.
 LINE_PERIOD_S = 60.0
@@ -162,3 +162,32 @@ def progress(
     return LineProgress(
         iterable, total=total, initial=initial, desc=desc, disable=disable, stream=stream
     )
+
+
+class LayerLines:
+    """One plain line per layer of a loop over a model's matrices, as the layer's last one is
+    done (reads well in a log file, where a transient bar shows nothing):
+    ``label: layer 3: 7 matrices in 41.2 s``.
+
+    Args:
+        desc: the label at the start of each line.
+        write: where each line goes (``None``: nowhere).
+    """
+
+    def __init__(self, desc: str, write: Callable[[str], None] | None) -> None:
+        self.desc, self.write = desc, write
+        self.layer, self.count, self.t0 = None, 0, time.perf_counter()
+
+    def done(self, layer) -> None:
+        if layer != self.layer:
+            self.close()
+            self.layer, self.count = layer, 0
+        self.count += 1
+
+    def close(self) -> None:
+        if self.write is not None and self.count:
+            now = time.perf_counter()
+            what = "matrix" if self.count == 1 else "matrices"
+            where = "" if self.layer is None else f" layer {self.layer}:"
+            self.write(f"{self.desc}:{where} {self.count} {what} in {now - self.t0:.1f} s")
+            self.t0, self.count = now, 0

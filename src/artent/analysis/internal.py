@@ -9,9 +9,8 @@ valley metrics, with its random-matrix prediction stored beside it.
 from __future__ import annotations
 
 import os
-import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from math import log
@@ -33,6 +32,7 @@ from artent.entanglement import (
 from artent.entanglement.sites import ORDERS
 from artent.entanglement.spectral import INTRUDER_EPS, INTRUDER_K
 from artent.folders.atomic import pyplot, save_figure
+from artent.progress import LayerLines
 from artent.validation import check_device, check_fields, keyword
 
 #: Columns of ``internal.parquet``, one row per (label, step, layer, module, bond); ``source`` is
@@ -274,7 +274,7 @@ def run_internal(sources: Iterable[Source], cfg: InternalConfig, *, progress: bo
             desc = src.label if src.step is None else f"{src.label} step {src.step}"
             task = bar.add_task(desc, total=None, module="")
             tag = dict(label=src.label, step=src.step, source=src.path)
-            lines = _LayerLines(desc, bar.console.print if progress else None)
+            lines = LayerLines(desc, bar.console.print if progress else None)
             for rows, summary in _profiled(iter(iter_deltas(src, cfg)), cfg, pool, workers):
                 prof_rows += [{**tag, **r} for r in rows]
                 summ_rows.append({**tag, **summary})
@@ -285,29 +285,6 @@ def run_internal(sources: Iterable[Source], cfg: InternalConfig, *, progress: bo
     if not summ_rows:
         raise ValueError("no module matched: check modules= and layers=")
     return pd.DataFrame(prof_rows, columns=PROFILE_COLUMNS), pd.DataFrame(summ_rows)
-
-
-class _LayerLines:
-    """One plain line per layer as its last matrix is profiled (reads well in a log file,
-    where the transient bar shows nothing): ``label: layer 3: 7 matrices in 41.2 s``."""
-
-    def __init__(self, desc: str, write: Callable[[str], None] | None) -> None:
-        self.desc, self.write = desc, write
-        self.layer, self.count, self.t0 = None, 0, time.perf_counter()
-
-    def done(self, layer) -> None:
-        if layer != self.layer:
-            self.close()
-            self.layer, self.count = layer, 0
-        self.count += 1
-
-    def close(self) -> None:
-        if self.write is not None and self.count:
-            now = time.perf_counter()
-            what = "matrix" if self.count == 1 else "matrices"
-            where = "" if self.layer is None else f" layer {self.layer}:"
-            self.write(f"{self.desc}:{where} {self.count} {what} in {now - self.t0:.1f} s")
-            self.t0, self.count = now, 0
 
 
 #: Updates of at least this many elements (an 8B model's MLP projections, 14336 x 4096) are
