@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from artent.entanglement.backend import SAFE_RANGE, NumpyBackend
-from artent.entanglement.profile import _check_renyi, _log_base, chain_spectra
+from artent.entanglement.profile import chain_spectra, check_renyi, log_base
 from artent.entanglement.sites import check_dims, matrix_layout
 
 #: On the CPU, matrices of at least this many elements are profiled one at a time by the numpy
@@ -279,8 +279,8 @@ def batched_matrix_profiles(
     """
     import torch
 
-    alpha = _check_renyi(renyi)
-    bits = _log_base(base) == 2
+    alpha = check_renyi(renyi)
+    bits = log_base(base) == 2
     spectra = batched_matrix_spectra(mats, order=order, dims=dims, device=device)
     out = torch.stack([_entropies(p, alpha) for p in spectra], dim=1)
     if bits:
@@ -341,8 +341,8 @@ def batched_profiles(
     """
     import torch
 
-    alpha = _check_renyi(renyi)
-    bits = _log_base(base) == 2
+    alpha = check_renyi(renyi)
+    bits = log_base(base) == 2
     spectra = batched_spectra(states, dims, device=device)
     out = torch.stack([_entropies(p, alpha) for p in spectra], dim=1)
     if bits:

@@ -113,10 +113,10 @@ def entropies_from_spectrum(
     else:
         s = float(np.log((p**renyi).sum()) / (1.0 - renyi))
     s = max(s, 0.0)
-    return s / log(2) if _log_base(base) == 2 else s
+    return s / log(2) if log_base(base) == 2 else s
 
 
-def _log_base(base: str | int | float) -> int:
+def log_base(base: str | int | float) -> int:
     if base in ("e", "nats", "nat"):
         return 0
     if base in (2, "2", "bits", "bit", 2.0):
@@ -124,7 +124,7 @@ def _log_base(base: str | int | float) -> int:
     raise ValueError(f"unknown base {base!r}: use 'e' (nats) or 2 (bits)")
 
 
-def _check_renyi(renyi: float) -> float:
+def check_renyi(renyi: float) -> float:
     try:
         alpha = float(renyi)
     except (TypeError, ValueError):
@@ -351,7 +351,7 @@ def entanglement_profile(
         ValueError: zero, NaN or Inf input; dims whose product does not match; a rank-0 factor;
             fewer than two sites; an unknown option.
     """
-    alpha = _check_renyi(renyi)
-    _log_base(base)
+    alpha = check_renyi(renyi)
+    log_base(base)
     spectra = schmidt_spectra(x, dims, order=order, method=method, device=device)
     return np.array([entropies_from_spectrum(p, alpha, base) for p in spectra])

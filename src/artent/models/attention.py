@@ -66,7 +66,7 @@ class AttentionUnavailable(ValueError):
     """The model gives no attention weights (a user input problem: one line, exit code 2)."""
 
 
-def _transformers_model(model: Any):
+def transformers_model(model: Any):
     """The transformers ``PreTrainedModel`` inside ``model`` (unwrapping a PeftModel)."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     if not hasattr(inner, "config") or not hasattr(inner, "set_attn_implementation"):
@@ -79,7 +79,7 @@ def _transformers_model(model: Any):
 
 def architecture(model: Any) -> str:
     """The model's ``config.model_type`` (``"llama"``, ``"gpt2"``, ...), or its class name."""
-    inner = _transformers_model(model)
+    inner = transformers_model(model)
     return str(getattr(inner.config, "model_type", None) or type(inner).__name__)
 
 
@@ -93,7 +93,7 @@ def eager_attention(model: Any):
     Raises:
         AttentionUnavailable: the model cannot be switched to eager attention.
     """
-    inner = _transformers_model(model)
+    inner = transformers_model(model)
     previous = inner.config._attn_implementation
     if previous != "eager":
         try:
@@ -150,13 +150,13 @@ def _submodule(module: Any, path: str):
     return module
 
 
-def _text_config(config: Any) -> Any:
+def text_config(config: Any) -> Any:
     return config.get_text_config() if hasattr(config, "get_text_config") else config
 
 
 def _local_layers(config: Any, n_layers: int) -> list[tuple[bool, int | None]]:
     """``(local, window)`` per layer from the config (``layer_types``, else ``sliding_window``)."""
-    config = _text_config(config)
+    config = text_config(config)
     window = getattr(config, "sliding_window", None)
     window = int(window) if isinstance(window, int) and window > 0 else None
     types = getattr(config, "layer_types", None)
@@ -178,7 +178,7 @@ def attention_layers(model: Any) -> list[AttentionLayer]:
     """
     import torch
 
-    inner = _transformers_model(model)
+    inner = transformers_model(model)
     stacks = [m for m in inner.modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 0]
     found: list[tuple[Any, Any, Any]] | None = None
     for stack in stacks:
@@ -227,7 +227,7 @@ def _prepare(model: Any, input_ids: Any, attention_mask: Any):
         raise ValueError(
             f"input_ids: expected shape [batch, T] with T >= 1, got {tuple(ids.shape)}"
         )
-    device = next(_transformers_model(model).parameters()).device
+    device = next(transformers_model(model).parameters()).device
     mask = None if attention_mask is None else torch.as_tensor(attention_mask).to(device)
     return ids.to(device=device, dtype=torch.long), mask
 

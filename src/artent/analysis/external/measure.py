@@ -155,9 +155,9 @@ def _mean_std(chunks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 def _batch_for(model: Any, cfg: ExternalConfig, t: int) -> int:
     """Windows per forward pass: ``cfg.batch_size``, fewer where one layer's maps would be big."""
-    from artent.models.attention import _text_config, _transformers_model
+    from artent.models.attention import text_config, transformers_model
 
-    config = _text_config(_transformers_model(model).config)
+    config = text_config(transformers_model(model).config)
     heads = next(
         (
             getattr(config, k)
