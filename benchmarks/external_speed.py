@@ -126,20 +126,6 @@ class Timers:
         NumpyBackend.eigvalsh = staticmethod(timed)
 
 
-def peak_rss() -> int:
-    """This process's peak resident memory in bytes (``VmHWM``; ``ru_maxrss`` elsewhere)."""
-    import resource
-
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def profile_floor(t: int) -> float:
     """Seconds of one dense profile of a ``t x t`` causal attention map (best of 3)."""
     import numpy as np
@@ -256,6 +242,7 @@ def main() -> None:
         import json
 
         from artent.models.attention import attention_layers
+        from whole_model import peak_rss  # this folder is on the path: run as a script
 
         base = loading.load_base(model)[0]
         heads = base.config.num_attention_heads * len(attention_layers(base))
