@@ -77,6 +77,19 @@ def _load(cls: Any, folder: PathLike, columns: dict[str, Iterable[str]] | None =
     )
 
 
+def _saved_in_folders(cls: type) -> type:
+    """Give a result class its folder methods: ``tables``, ``save``, ``load``, ``file``,
+    ``saved`` and ``writes`` (a NamedTuple cannot inherit them from a base class)."""
+    cls.tables = _tables
+    cls.save = _save
+    cls.load = classmethod(_load)
+    cls.file = classmethod(_file)
+    cls.saved = classmethod(_saved)
+    cls.writes = classmethod(_writes)
+    return cls
+
+
+@_saved_in_folders
 class Internal(NamedTuple):
     """What :func:`internal` returns (``artent internal`` writes these two tables).
 
@@ -91,13 +104,6 @@ class Internal(NamedTuple):
     FILES = {"profiles": "internal", "summary": "internal_summary"}
     DONE = "summary"
     FIGURES = ("internal.png",)
-
-    tables = _tables
-    save = _save
-    load = classmethod(_load)
-    file = classmethod(_file)
-    saved = classmethod(_saved)
-    writes = classmethod(_writes)
 
     def valleys(self, by: str | Iterable[str] = ("label", "step", "module")) -> pd.DataFrame:
         """Valley metrics averaged per group: ``by`` is a column (``"layer"``) or several, any
@@ -114,6 +120,7 @@ class Internal(NamedTuple):
         return plot_internal(self.profiles, self.summary, path)
 
 
+@_saved_in_folders
 class External(NamedTuple):
     """What :func:`external` returns (``artent external`` writes these five tables).
 
@@ -137,13 +144,6 @@ class External(NamedTuple):
     DONE = "external_summary"
     FIGURES = ("external.png", "models.png")  # models.png: :meth:`compare`
 
-    tables = _tables
-    save = _save
-    load = classmethod(_load)
-    file = classmethod(_file)
-    saved = classmethod(_saved)
-    writes = classmethod(_writes)
-
     def plot(self, path: PathLike | None = None):
         """Attention profiles over the random baseline and the length scaling (figure or PNG)."""
         from artent.analysis.external import plot_external
@@ -158,6 +158,7 @@ class External(NamedTuple):
         return plot_models(self.tables(), path)
 
 
+@_saved_in_folders
 class NoHair(NamedTuple):
     """What :func:`nohair` returns (``artent nohair`` writes these three tables)."""
 
@@ -169,13 +170,6 @@ class NoHair(NamedTuple):
     DONE = "pairs"
     FIGURES = ("nohair.png",)
 
-    tables = _tables
-    save = _save
-    load = classmethod(_load)
-    file = classmethod(_file)
-    saved = classmethod(_saved)
-    writes = classmethod(_writes)
-
     def plot(self, path: PathLike | None = None):
         """Internal against external contrast per pair, and the no-hair ratio (figure or PNG)."""
         from artent.analysis.nohair import plot_nohair
@@ -183,6 +177,7 @@ class NoHair(NamedTuple):
         return plot_nohair(self.pairs, path)
 
 
+@_saved_in_folders
 class Baselines(NamedTuple):
     """The random-matrix study (``artent demo``'s baselines stage): random updates' profiles
     against their predictions, their valley metrics, random attention's profiles."""
@@ -194,10 +189,3 @@ class Baselines(NamedTuple):
     FILES = {"summary": "summary", "attention": "attention", "profiles": "profiles"}
     DONE = "profiles"
     FIGURES = ()  # drawn by the report, not here
-
-    tables = _tables
-    save = _save
-    load = classmethod(_load)
-    file = classmethod(_file)
-    saved = classmethod(_saved)
-    writes = classmethod(_writes)

@@ -98,10 +98,13 @@ def spectral_ranks(p: Any) -> dict[str, float]:
     )
 
 
-def _dense(matrix: Any) -> np.ndarray:
+def _dense(matrix: Any, *, keep_float32: bool = False) -> np.ndarray:
+    """A matrix as numpy, float64; with ``keep_float32`` float32 is kept (bf16/fp16 widened to
+    float32), so that a weight is read without a float64 copy and its sums and Grams are
+    accumulated in float64 instead."""
     if isinstance(matrix, LowRank):
         return matrix.to_dense()
-    out = to_numpy_float(matrix)
+    out = (to_numpy_state if keep_float32 else to_numpy_float)(matrix)
     if out.ndim != 2:
         raise ValueError(f"expected a matrix, got shape {out.shape}")
     return out
@@ -130,7 +133,7 @@ def frobenius_norm(matrix: Any) -> float:
         B, A = to_numpy_float(matrix.B), to_numpy_float(matrix.A)
         fro2 = max(float(np.trace((B.T @ B) @ (A @ A.T))), 0.0)
         return abs(float(matrix.scale)) * float(np.sqrt(fro2))
-    x = _state(matrix)
+    x = _dense(matrix, keep_float32=True)
     if x.dtype == np.float64:
         return float(np.linalg.norm(x))
     # float32 (a bf16/float32 weight): squares summed in float64, a block of rows at a time
@@ -138,17 +141,6 @@ def frobenius_norm(matrix: Any) -> float:
     total = sum(float(np.square(x[i : i + step], dtype=np.float64).sum())
                 for i in range(0, x.shape[0], step))  # fmt: skip
     return float(np.sqrt(total))
-
-
-def _state(matrix: Any) -> np.ndarray:
-    """A matrix as numpy, float32 kept (bf16/fp16 widened to float32), else float64: weights
-    are read without a float64 copy, their sums and Grams accumulated in float64."""
-    if isinstance(matrix, LowRank):
-        return matrix.to_dense()
-    out = to_numpy_state(matrix)
-    if out.ndim != 2:
-        raise ValueError(f"expected a matrix, got shape {out.shape}")
-    return out
 
 
 def _float64_copy(matrix: Any) -> np.ndarray:
@@ -195,7 +187,7 @@ def intruder_cosines(weight: Any, update: Any, k: int = INTRUDER_K) -> np.ndarra
         float64, length ``min(k, m, n)``, in order of the singular values of ``W + dW``.
     """
     _check_intruder_options(k, 0.5)
-    W = _state(weight)  # float32 stays float32: no float64 copy of the weight
+    W = _dense(weight, keep_float32=True)  # float32 stays float32: no float64 copy of the weight
     merged = _float64_copy(update)
     if W.shape != merged.shape:
         raise ValueError(f"weight {W.shape} and update {merged.shape} differ in shape")

@@ -54,7 +54,7 @@ def baseline_rows(
     rows = []
     betas = [(b, "grid") for b in cfg.baseline_betas] + [(fitted_beta, "fitted")]
     t = cfg.seq_len
-    step = max(1, cfg.profile_chunk_elements // (t * t))  # at most a chunk of matrices held
+    step = cfg.maps_per_chunk(t)  # at most a chunk of matrices held
     for beta, source in betas:
         rng = np.random.default_rng(cfg.seed)
         parts: dict[tuple[str, str], list[np.ndarray]] = {
@@ -127,7 +127,7 @@ def scaling_baseline(summary, cfg: ExternalConfig, meta: dict, *, causal: bool =
     for t in cfg.scaling_lengths:
         rng = np.random.default_rng([cfg.seed, t])
         draws = np.repeat(betas, n)  # n matrices a head, drawn in this order
-        step = max(1, cfg.profile_chunk_elements // (t * t))  # at most a chunk of matrices held
+        step = cfg.maps_per_chunk(t)  # at most a chunk of matrices held
         cuts: dict[str, list[np.ndarray]] = {e: [] for e in cfg.encodings}
         for i in range(0, len(draws), step):
             mats = torch.from_numpy(

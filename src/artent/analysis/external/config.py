@@ -110,6 +110,10 @@ class ExternalConfig:
                 f"{self.scaling_baseline_samples!r}"
             )
 
+    def maps_per_chunk(self, t: int) -> int:
+        """How many ``t x t`` maps one profile chunk holds (at least one)."""
+        return max(1, self.profile_chunk_elements // (t * t))
+
 
 def positive_int(value: Any, name: str) -> int:
     """``value`` as an int >= 1, or a ValueError naming the option."""

@@ -87,7 +87,7 @@ class _Measurements:
         mats = weights.reshape(b * h, t, t)
         if self.cfg.device is not None:
             mats = mats.to(self.cfg.device)
-        step = max(1, self.cfg.profile_chunk_elements // (t * t))
+        step = self.cfg.maps_per_chunk(t)
         for start in range(0, b * h, step):
             yield mats[start : start + step]
 
